@@ -1,0 +1,43 @@
+"""wsagg: weak-supervision label aggregation.
+
+``import wsagg`` is light: numpy, scipy, scikit-learn and pandas only. Aggregators that need
+torch or cvxpy import them when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported lazily, on first access)
+_LAZY = {
+    "LabelMatrix": "wsagg.labels",
+    "as_label_matrix": "wsagg.labels",
+    "MajorityVote": "wsagg.majority",
+    "BaseAggregator": "wsagg.base",
+    "source_summary": "wsagg.diagnostics",
+    "evaluate": "wsagg.metrics",
+    "DawidSkene": "wsagg.dawid_skene",
+    "AdversarialLogLoss": "wsagg.adversarial",
+}
+_SUBMODULES = {"datasets", "metrics", "diagnostics", "labels", "base", "cli", "prior", "downstream"}
+
+__all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"wsagg.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'wsagg' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,150 @@
+"""The common aggregator interface (scikit-learn estimator contract).
+
+Every aggregator in wsagg is a :class:`sklearn.base.BaseEstimator` with
+
+* ``fit(L, y=None) -> self``: ``L`` is any label matrix accepted by
+  :func:`wsagg.labels.as_label_matrix`; ``y`` optionally holds known true labels (class ids,
+  ``-1`` = unknown; or a pandas Series indexed by item id for long-format input);
+* ``predict_proba(L)``: inductive — works on new rows after ``fit``, never changes the fitted
+  state; returns an ``(n, k)`` array whose rows are distributions, one per input item, in
+  the label matrix's item order (``as_label_matrix(L).item_ids``);
+* ``predict(L)``: the class of highest probability, as a value of ``classes_``.
+  **Tie policy** (``tie_break``): ``"first"`` (default) picks the lowest class index among
+  the classes whose probability is within ``1e-12`` of the maximum — deterministic, like
+  :func:`numpy.argmax`; ``"random"`` picks uniformly among them with a generator seeded from
+  ``random_state`` (the same call gives the same answer). Items on which every source
+  abstains get the class prior, so ties are common there under a uniform prior;
+* ``fit_predict_proba(L, y=None)`` and ``fit_predict(L, y=None)``.
+
+Fitted attributes end with an underscore: ``classes_``, ``n_classes_``, ``n_sources_``,
+``source_names_``, ``class_prior_``. Randomness comes only from ``random_state``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from wsagg.labels import LabelMatrix, as_label_matrix, check_known_labels
+
+__all__ = ["BaseAggregator", "break_ties"]
+
+_TIE_TOL = 1e-12
+
+
+def break_ties(
+    proba: np.ndarray, tie_break: str = "first", random_state: Any = None
+) -> np.ndarray:
+    """Class index of highest probability per row, under a tie policy.
+
+    ``"first"``: lowest index among the maxima; ``"random"``: uniform among the maxima, with a
+    generator from ``random_state``.
+    """
+    if tie_break == "first":
+        return np.argmax(proba, axis=1)
+    if tie_break != "random":
+        raise ValueError(f"tie_break must be 'first' or 'random'; got {tie_break!r}.")
+    is_max = proba >= proba.max(axis=1, keepdims=True) - _TIE_TOL
+    rng = check_random_state(random_state)
+    noise = rng.random_sample(proba.shape)
+    return np.argmax(np.where(is_max, noise, -1.0), axis=1)
+
+
+class BaseAggregator(BaseEstimator):
+    """Base class of every wsagg aggregator; subclasses implement ``_fit`` and
+    ``_predict_proba`` on a validated :class:`~wsagg.labels.LabelMatrix`."""
+
+    # -- input handling --------------------------------------------------------------
+    def _validate_fit(self, L: Any, y: Any = None) -> tuple[LabelMatrix, np.ndarray | None]:
+        n_classes = getattr(self, "n_classes", None)
+        y_hint = None if y is None or not hasattr(y, "__len__") else y
+        lm = as_label_matrix(L, n_classes=n_classes, y=_numeric_or_none(y_hint))
+        y_idx = None if y is None else check_known_labels(y, lm)
+        self.classes_ = lm.classes
+        self.n_classes_ = lm.n_classes
+        self.n_sources_ = lm.n_sources
+        self.source_names_ = lm.source_names
+        return lm, y_idx
+
+    def _validate_predict(self, L: Any) -> LabelMatrix:
+        check_is_fitted(self, "classes_")
+        if isinstance(L, LabelMatrix):
+            lm = L
+            if lm.n_classes != self.n_classes_:
+                raise ValueError(
+                    f"The label matrix has {lm.n_classes} classes but the estimator was "
+                    f"fitted with {self.n_classes_}."
+                )
+        elif _is_long(L):
+            lm = as_label_matrix(
+                L, classes=self.classes_, source_names=self.source_names_
+            )
+        else:
+            lm = as_label_matrix(L, n_classes=self.n_classes_)
+        if lm.n_sources != self.n_sources_:
+            raise ValueError(
+                f"The label matrix has {lm.n_sources} sources (columns) but the estimator was "
+                f"fitted with {self.n_sources_}. Pass the same sources, in the same order, as "
+                "at fit."
+            )
+        return lm
+
+    # -- public API ------------------------------------------------------------------
+    def fit(self, L: Any, y: Any = None) -> BaseAggregator:
+        """Fit the aggregator on label matrix ``L`` (with optional known labels ``y``)."""
+        lm, y_idx = self._validate_fit(L, y)
+        self._fit(lm, y_idx)
+        return self
+
+    def predict_proba(self, L: Any) -> np.ndarray:
+        """Posterior class probabilities ``(n, k)`` for the items of ``L``."""
+        lm = self._validate_predict(L)
+        return self._predict_proba(lm)
+
+    def predict(self, L: Any) -> np.ndarray:
+        """Most probable class per item (a value of ``classes_``); ties per ``tie_break``."""
+        proba = self.predict_proba(L)
+        return self.classes_[self._argmax(proba)]
+
+    def fit_predict_proba(self, L: Any, y: Any = None) -> np.ndarray:
+        """``fit(L, y)`` then ``predict_proba(L)``, converting ``L`` once."""
+        lm, y_idx = self._validate_fit(L, y)
+        self._fit(lm, y_idx)
+        return self._predict_proba(lm)
+
+    def fit_predict(self, L: Any, y: Any = None) -> np.ndarray:
+        """``fit(L, y)`` then ``predict(L)``."""
+        proba = self.fit_predict_proba(L, y)
+        return self.classes_[self._argmax(proba)]
+
+    # -- helpers for subclasses ------------------------------------------------------
+    def _argmax(self, proba: np.ndarray) -> np.ndarray:
+        return break_ties(
+            proba, getattr(self, "tie_break", "first"), getattr(self, "random_state", None)
+        )
+
+    def _fit(self, lm: LabelMatrix, y: np.ndarray | None) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _predict_proba(self, lm: LabelMatrix) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+
+def _is_long(L: Any) -> bool:
+    import pandas as pd
+    import scipy.sparse as sp
+
+    return isinstance(L, pd.DataFrame) or (
+        isinstance(L, tuple) and len(L) == 3 and not sp.issparse(L)
+    )
+
+
+def _numeric_or_none(y: Any) -> Any:
+    if y is None:
+        return None
+    arr = np.asarray(y)
+    return arr if arr.dtype.kind in "iu" else None

@@ -1,0 +1,587 @@
+"""Label matrices: the one data model every aggregator consumes.
+
+A *label matrix* records the votes of ``m`` sources (labeling functions, crowd workers,
+heuristics, prompts) on ``n`` items, with classes ``0..k-1`` and ``-1`` meaning *abstain*
+(Snorkel's convention). Users bring it in three shapes, all converted once, at the door, by
+:func:`as_label_matrix` into the canonical :class:`LabelMatrix`:
+
+* **dense** ``(n, m)`` integer array, ``-1`` = abstain;
+* **scipy sparse** ``(n, m)`` matrix whose *stored value is label + 1*, so that an absent
+  entry is an abstain (the convention of Snorkel's LF analysis). A stored ``0`` is also an
+  abstain;
+* **long format**: a pandas DataFrame with ``item, source, label`` columns (crowd-kit's
+  ``task, worker, label`` are accepted too) or a tuple of three arrays. Ids may be any
+  hashable values; they are mapped to indices and kept (``item_ids``, ``source_names``,
+  ``classes``). A row whose label is missing (NaN/None) is an abstain: it registers the item
+  and the source but records no vote.
+
+Internally a label matrix is a list of votes ``(item, source, label)`` — its memory and every
+computation on it are linear in the number of votes, whatever ``n`` and ``m`` are. Repeated
+votes by one source on one item are handled by the ``duplicates`` policy:
+
+``"count"`` (default)
+    every vote is an observation (the Dawid & Skene 1979 model, where a clinician may
+    examine a patient several times). Majority vote counts each vote.
+``"last"`` / ``"first"``
+    keep one vote per (item, source): the last / first one in input order.
+``"error"``
+    raise a :class:`ValueError` listing an offending pair.
+
+Items on which every source abstains are kept (they get the class prior): rows in equal
+rows out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+__all__ = ["LabelMatrix", "as_label_matrix", "check_known_labels"]
+
+DuplicatePolicy = Literal["count", "last", "first", "error"]
+_DUPLICATE_POLICIES = ("count", "last", "first", "error")
+_ITEM_COLS = ("item", "task")
+_SOURCE_COLS = ("source", "worker")
+_LABEL_COLS = ("label",)
+
+
+@dataclass(frozen=True, eq=False)
+class LabelMatrix:
+    """Canonical label matrix: votes as three aligned integer arrays.
+
+    Attributes
+    ----------
+    item, source, label : ndarray of int64, shape (n_votes,)
+        The votes: source ``source[v]`` gave class index ``label[v]`` to item ``item[v]``.
+        Abstains are simply absent.
+    n_items, n_sources, n_classes : int
+        ``n``, ``m`` and ``k``.
+    item_ids : ndarray, shape (n_items,)
+        The user's item ids (``arange(n)`` for dense or sparse input).
+    source_names : ndarray, shape (n_sources,)
+        The user's source ids (``arange(m)`` unless given).
+    classes : ndarray, shape (n_classes,)
+        The user's class labels, in class-index order (``arange(k)`` for integer input).
+    """
+
+    item: np.ndarray
+    source: np.ndarray
+    label: np.ndarray
+    n_items: int
+    n_sources: int
+    n_classes: int
+    item_ids: np.ndarray
+    source_names: np.ndarray
+    classes: np.ndarray
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def n_votes(self) -> int:
+        """Number of (non-abstain) votes, repeated votes included."""
+        return int(self.item.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_items, self.n_sources)
+
+    def one_hot(self) -> sp.csr_matrix:
+        """Sparse one-hot vote matrix ``V`` of shape ``(n, m * k)``.
+
+        ``V[i, j * k + l]`` is the number of times source ``j`` voted class ``l`` on item
+        ``i`` (0/1 unless votes repeat). This is the matrix that turns an EM iteration into
+        two sparse products.
+        """
+        if "one_hot" not in self._cache:
+            cols = self.source * self.n_classes + self.label
+            data = np.ones(self.n_votes, dtype=np.float64)
+            V = sp.csr_matrix(
+                (data, (self.item, cols)), shape=(self.n_items, self.n_sources * self.n_classes)
+            )
+            V.sum_duplicates()
+            self._cache["one_hot"] = V
+        return self._cache["one_hot"]
+
+    def class_counts(self, weights: np.ndarray | None = None) -> np.ndarray:
+        """Votes per item and class, shape ``(n, k)``, optionally weighted per source."""
+        w = np.ones(self.n_votes) if weights is None else np.asarray(weights, float)[self.source]
+        flat = np.bincount(
+            self.item * self.n_classes + self.label,
+            weights=w,
+            minlength=self.n_items * self.n_classes,
+        )
+        return flat.reshape(self.n_items, self.n_classes)
+
+    def votes_per_item(self) -> np.ndarray:
+        """Number of votes on each item, shape ``(n,)``."""
+        return np.bincount(self.item, minlength=self.n_items)
+
+    def covered(self) -> np.ndarray:
+        """Boolean mask of items with at least one vote."""
+        return self.votes_per_item() > 0
+
+    def has_repeats(self) -> bool:
+        """Whether some source voted more than once on some item."""
+        key = self.item * self.n_sources + self.source
+        return np.unique(key).shape[0] != key.shape[0]
+
+    def to_dense(self) -> np.ndarray:
+        """Dense ``(n, m)`` int array with ``-1`` = abstain.
+
+        Raises if a source voted more than once on an item (a dense matrix cannot hold that).
+        """
+        if self.has_repeats():
+            raise ValueError(
+                "This label matrix has repeated votes by one source on one item, which a dense "
+                "(n, m) matrix cannot represent. Use to_long() or one_hot() instead, or load "
+                "with duplicates='last'."
+            )
+        out = np.full((self.n_items, self.n_sources), -1, dtype=np.int64)
+        out[self.item, self.source] = self.label
+        return out
+
+    def to_sparse(self) -> sp.csr_matrix:
+        """Sparse ``(n, m)`` CSR matrix with stored value ``label + 1`` (absent = abstain)."""
+        if self.has_repeats():
+            raise ValueError(
+                "This label matrix has repeated votes by one source on one item, which a "
+                "sparse (n, m) matrix with value label + 1 cannot represent. Use to_long()."
+            )
+        return sp.csr_matrix(
+            (self.label + 1, (self.item, self.source)),
+            shape=(self.n_items, self.n_sources),
+            dtype=np.int64,
+        )
+
+    def to_long(self) -> pd.DataFrame:
+        """Long-format DataFrame with columns ``item, source, label`` in the user's ids."""
+        return pd.DataFrame(
+            {
+                "item": self.item_ids[self.item],
+                "source": self.source_names[self.source],
+                "label": self.classes[self.label],
+            }
+        )
+
+    def take_items(self, index: np.ndarray) -> LabelMatrix:
+        """Sub-matrix of the given item indices (or boolean mask), in that order."""
+        index = np.asarray(index)
+        if index.dtype == bool:
+            index = np.flatnonzero(index)
+        position = np.full(self.n_items, -1, dtype=np.int64)
+        position[index] = np.arange(index.shape[0])
+        if np.unique(index).shape[0] != index.shape[0]:
+            raise ValueError("take_items needs distinct item indices.")
+        keep = position[self.item] >= 0
+        return LabelMatrix(
+            item=position[self.item[keep]],
+            source=self.source[keep],
+            label=self.label[keep],
+            n_items=int(index.shape[0]),
+            n_sources=self.n_sources,
+            n_classes=self.n_classes,
+            item_ids=self.item_ids[index],
+            source_names=self.source_names,
+            classes=self.classes,
+        )
+
+
+# ----------------------------------------------------------------------------------------
+# conversion at the door
+# ----------------------------------------------------------------------------------------
+
+
+def as_label_matrix(
+    L: Any,
+    n_classes: int | None = None,
+    *,
+    classes: Sequence[Hashable] | np.ndarray | None = None,
+    source_names: Sequence[Hashable] | np.ndarray | None = None,
+    n_sources: int | None = None,
+    duplicates: DuplicatePolicy = "count",
+    y: Any = None,
+) -> LabelMatrix:
+    """Convert any supported input into a :class:`LabelMatrix`, validating it.
+
+    Parameters
+    ----------
+    L : array-like (n, m), scipy sparse (n, m), pandas DataFrame, tuple of three arrays,
+        or LabelMatrix
+        The votes; see the module docstring for the conventions.
+    n_classes : int, optional
+        ``k``. Inferred as ``max(label) + 1`` (also looking at ``y``) when not given.
+    classes : sequence, optional
+        For long format: the class labels in index order. Labels outside it are an error.
+        Inferred (sorted unique labels) when not given.
+    source_names : sequence, optional
+        For long format: the sources in index order (from a fitted estimator). Unknown
+        sources are an error. For dense/sparse input: names for the columns.
+    n_sources : int, optional
+        Expected ``m`` (from a fitted estimator); a mismatch is an error.
+    duplicates : {"count", "last", "first", "error"}
+        Policy for repeated votes by one source on one item (see module docstring).
+    y : array-like, optional
+        Known labels, only used to infer ``n_classes``.
+    """
+    if duplicates not in _DUPLICATE_POLICIES:
+        raise ValueError(
+            f"duplicates must be one of {_DUPLICATE_POLICIES}; got {duplicates!r}."
+        )
+    if isinstance(L, LabelMatrix):
+        lm = L
+        if n_classes is not None and n_classes != lm.n_classes:
+            raise ValueError(
+                f"The label matrix has {lm.n_classes} classes but n_classes={n_classes} was "
+                "given; build it with the same n_classes."
+            )
+    elif isinstance(L, pd.DataFrame) or (
+        isinstance(L, tuple) and len(L) == 3 and not sp.issparse(L)
+    ):
+        lm = _from_long(L, n_classes, classes, source_names, duplicates)
+    elif sp.issparse(L):
+        lm = _from_sparse(L, n_classes, y, duplicates, source_names)
+    else:
+        lm = _from_dense(L, n_classes, y, source_names)
+    if n_sources is not None and lm.n_sources != n_sources:
+        raise ValueError(
+            f"The label matrix has {lm.n_sources} sources (columns) but the estimator was "
+            f"fitted with {n_sources}. Pass the same sources, in the same order, as at fit."
+        )
+    if n_classes is None and lm.n_classes < 2 and classes is None:
+        raise ValueError(
+            f"Only {lm.n_classes} class could be inferred from the votes; label aggregation "
+            "needs at least 2. Pass n_classes=k explicitly."
+        )
+    return lm
+
+
+def _check_n_classes(n_classes: Any) -> int:
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int | np.integer):
+        raise TypeError(f"n_classes must be an integer >= 2; got {n_classes!r}.")
+    if n_classes < 2:
+        raise ValueError(
+            f"n_classes must be at least 2 (got {n_classes}); with one class there is "
+            "nothing to aggregate."
+        )
+    return int(n_classes)
+
+
+def _as_int_labels(values: np.ndarray, what: str) -> np.ndarray:
+    """Integer view of label values, rejecting NaN, fractions and non-numbers."""
+    values = np.asarray(values)
+    if values.dtype == bool:
+        raise TypeError(
+            f"{what} is boolean; use integer class ids 0..k-1 with -1 for abstain "
+            "(e.g. L.astype(int))."
+        )
+    if values.dtype.kind in "iu":
+        return values.astype(np.int64, copy=False)
+    if values.dtype.kind == "f":
+        if np.isnan(values).any():
+            raise ValueError(
+                f"{what} contains NaN. Encode abstains as -1 (dense) or leave them out "
+                "(sparse / long format)."
+            )
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{what} contains infinite values; class ids must be integers.")
+        if np.any(values != np.round(values)):
+            bad = values[values != np.round(values)][0]
+            raise ValueError(
+                f"{what} contains non-integer value {bad!r}; class ids must be whole numbers "
+                "0..k-1 with -1 for abstain."
+            )
+        return values.astype(np.int64)
+    raise TypeError(
+        f"{what} has dtype {values.dtype}; expected integer class ids 0..k-1 with -1 for "
+        "abstain. For string labels use long format (a DataFrame with item, source, label)."
+    )
+
+
+def _resolve_k(max_label: int, n_classes: int | None, y: Any) -> int:
+    if n_classes is not None:
+        k = _check_n_classes(n_classes)
+        if max_label >= k:
+            raise ValueError(
+                f"Label {max_label} is outside 0..{k - 1} for n_classes={k}. Class ids must "
+                "be 0..k-1 (abstain = -1); raise n_classes or re-encode the labels."
+            )
+        return k
+    k = max_label + 1
+    if y is not None:
+        y_arr = np.asarray(y)
+        if y_arr.size and y_arr.dtype.kind in "iuf" and np.isfinite(y_arr).all():
+            k = max(k, int(np.max(y_arr)) + 1)
+    return max(k, 1)
+
+
+def _names(names: Any, m: int, what: str) -> np.ndarray:
+    if names is None:
+        return np.arange(m)
+    arr = np.asarray(list(names), dtype=object)
+    if arr.shape[0] != m:
+        raise ValueError(f"Got {arr.shape[0]} {what} for {m} columns.")
+    return arr
+
+
+def _from_dense(L: Any, n_classes: int | None, y: Any, names: Any) -> LabelMatrix:
+    if isinstance(L, list | tuple) and len(L) == 0:
+        raise ValueError("The label matrix is empty: it needs at least one item and one source.")
+    arr = np.asarray(L)
+    if arr.dtype == object:
+        raise TypeError(
+            "The label matrix has dtype object (mixed or ragged rows?). Pass a rectangular "
+            "integer array, or long format for string labels."
+        )
+    if arr.ndim != 2:
+        raise ValueError(
+            f"A dense label matrix must be 2-D (n_items, n_sources); got {arr.ndim}-D with "
+            f"shape {arr.shape}. For one source use L.reshape(-1, 1)."
+        )
+    n, m = arr.shape
+    if n == 0 or m == 0:
+        raise ValueError(
+            f"The label matrix has shape {arr.shape}: it needs at least one item and one source."
+        )
+    vals = _as_int_labels(arr, "The label matrix")
+    if (vals < -1).any():
+        bad = int(vals[vals < -1][0])
+        raise ValueError(
+            f"The label matrix contains {bad}; the only negative value allowed is -1 "
+            "(abstain). Classes are 0..k-1."
+        )
+    max_label = int(vals.max()) if vals.size else -1
+    k = _resolve_k(max_label, n_classes, y)
+    rows, cols = np.nonzero(vals >= 0)
+    return LabelMatrix(
+        item=rows.astype(np.int64),
+        source=cols.astype(np.int64),
+        label=vals[rows, cols],
+        n_items=n,
+        n_sources=m,
+        n_classes=k,
+        item_ids=np.arange(n),
+        source_names=_names(names, m, "source names"),
+        classes=np.arange(k),
+    )
+
+
+def _from_sparse(
+    L: Any, n_classes: int | None, y: Any, duplicates: str, names: Any
+) -> LabelMatrix:
+    if L.ndim != 2:
+        raise ValueError(f"A sparse label matrix must be 2-D; got shape {L.shape}.")
+    n, m = L.shape
+    if n == 0 or m == 0:
+        raise ValueError(
+            f"The label matrix has shape {L.shape}: it needs at least one item and one source."
+        )
+    coo = sp.coo_matrix(L)  # keeps duplicate entries as given
+    data = _as_int_labels(coo.data, "The sparse label matrix")
+    if (data < 0).any():
+        raise ValueError(
+            "The sparse label matrix stores a negative value. Sparse matrices store label + 1 "
+            "(1..k) with abstains left out; did you store -1 for abstain? Use "
+            "scipy.sparse.csr_matrix(L + 1) on the dense matrix."
+        )
+    keep = data > 0  # an explicitly stored 0 is an abstain
+    rows = coo.row[keep].astype(np.int64)
+    cols = coo.col[keep].astype(np.int64)
+    labels = data[keep] - 1
+    rows, cols, labels = _apply_duplicates(rows, cols, labels, m, duplicates)
+    max_label = int(labels.max()) if labels.size else -1
+    k = _resolve_k(max_label, n_classes, y)
+    return LabelMatrix(
+        item=rows,
+        source=cols,
+        label=labels,
+        n_items=n,
+        n_sources=m,
+        n_classes=k,
+        item_ids=np.arange(n),
+        source_names=_names(names, m, "source names"),
+        classes=np.arange(k),
+    )
+
+
+def _apply_duplicates(
+    rows: np.ndarray, cols: np.ndarray, labels: np.ndarray, m: int, policy: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if policy == "count" or rows.size == 0:
+        return rows, cols, labels
+    key = rows * m + cols
+    if policy == "error":
+        uniq, counts = np.unique(key, return_counts=True)
+        if (counts > 1).any():
+            first = uniq[counts > 1][0]
+            raise ValueError(
+                f"{int((counts > 1).sum())} (item, source) pairs have repeated votes, e.g. item "
+                f"index {first // m}, source index {first % m}. Choose duplicates='count' "
+                "(every vote is an observation), 'last' or 'first'."
+            )
+        return rows, cols, labels
+    if policy == "last":
+        _, idx = np.unique(key[::-1], return_index=True)
+        idx = key.shape[0] - 1 - idx
+    else:  # first
+        _, idx = np.unique(key, return_index=True)
+    idx = np.sort(idx)
+    return rows[idx], cols[idx], labels[idx]
+
+
+def _pick_column(df: pd.DataFrame, candidates: tuple[str, ...], what: str) -> str:
+    for c in candidates:
+        if c in df.columns:
+            return c
+    raise ValueError(
+        f"Long-format input needs a {what} column named one of {list(candidates)}; "
+        f"got columns {list(df.columns)}. Rename the columns (e.g. df.rename(columns=...))."
+    )
+
+
+def _from_long(
+    L: Any,
+    n_classes: int | None,
+    classes: Any,
+    source_names: Any,
+    duplicates: str,
+) -> LabelMatrix:
+    if isinstance(L, pd.DataFrame):
+        item_col = _pick_column(L, _ITEM_COLS, "item")
+        source_col = _pick_column(L, _SOURCE_COLS, "source")
+        label_col = _pick_column(L, _LABEL_COLS, "label")
+        items = L[item_col].to_numpy()
+        sources = L[source_col].to_numpy()
+        labels = L[label_col].to_numpy()
+    else:
+        items, sources, labels = (np.asarray(a) for a in L)
+        if not (items.ndim == sources.ndim == labels.ndim == 1):
+            raise ValueError("Long-format arrays (item, source, label) must each be 1-D.")
+        if not (items.shape[0] == sources.shape[0] == labels.shape[0]):
+            raise ValueError(
+                f"Long-format arrays have different lengths: item {items.shape[0]}, "
+                f"source {sources.shape[0]}, label {labels.shape[0]}."
+            )
+    if items.shape[0] == 0:
+        raise ValueError("The long-format input has no rows: it needs at least one vote.")
+    if pd.isna(items).any() or pd.isna(sources).any():
+        raise ValueError("Long-format input has missing item or source ids; drop those rows.")
+    item_codes, item_ids = pd.factorize(items, sort=False)
+    if source_names is None:
+        source_codes, source_uniques = pd.factorize(sources, sort=False)
+        names = np.asarray(source_uniques, dtype=object)
+    else:
+        names = np.asarray(list(source_names), dtype=object)
+        source_codes = pd.Index(names).get_indexer(sources)
+        if (source_codes < 0).any():
+            bad = sources[source_codes < 0][0]
+            raise ValueError(
+                f"Source {bad!r} was not seen at fit time. Known sources: the estimator's "
+                "source_names_; drop the new source's rows or refit."
+            )
+    missing = pd.isna(labels)
+    present = ~np.asarray(missing, dtype=bool)
+    lab_values = labels[present]
+    if classes is None:
+        if lab_values.size == 0:
+            raise ValueError("The long-format input has no votes (every label is missing).")
+        try:
+            cls = np.asarray(sorted(pd.unique(lab_values)))
+        except TypeError as err:
+            raise TypeError(
+                "Class labels of mixed types cannot be ordered; pass classes=[...] explicitly."
+            ) from err
+        if n_classes is not None:
+            k = _check_n_classes(n_classes)
+            if cls.shape[0] > k:
+                raise ValueError(
+                    f"Long-format input has {cls.shape[0]} distinct labels {list(cls)} but "
+                    f"n_classes={k}. Raise n_classes or pass classes=[...]."
+                )
+            if cls.dtype.kind in "iu" and cls.min() >= 0 and cls.max() < k:
+                cls = np.arange(k)  # integer class ids: keep them as indices
+            elif cls.shape[0] < k:
+                raise ValueError(
+                    f"n_classes={k} but only {cls.shape[0]} labels occur and they are not "
+                    f"integer ids 0..{k - 1}; pass classes=[...] with all {k} labels."
+                )
+        elif cls.dtype.kind in "iu" and cls.min() >= 0:
+            cls = np.arange(int(cls.max()) + 1)
+        if cls.dtype.kind == "f" and np.all(cls == np.round(cls)):
+            cls = cls.astype(np.int64)
+            if cls.min() >= 0:
+                cls = np.arange(int(cls.max()) + 1)
+    else:
+        cls = np.asarray(list(classes))
+        if n_classes is not None and _check_n_classes(n_classes) != cls.shape[0]:
+            raise ValueError(f"classes has {cls.shape[0]} entries but n_classes={n_classes}.")
+    label_codes = pd.Index(cls).get_indexer(lab_values)
+    if (label_codes < 0).any():
+        bad = lab_values[label_codes < 0][0]
+        raise ValueError(
+            f"Unknown class label {bad!r} in long-format input; known classes are "
+            f"{list(cls)}. Fix the label or pass classes=[...] including it."
+        )
+    rows = item_codes[present].astype(np.int64)
+    cols = np.asarray(source_codes)[present].astype(np.int64)
+    labs = label_codes.astype(np.int64)
+    rows, cols, labs = _apply_duplicates(rows, cols, labs, names.shape[0], duplicates)
+    return LabelMatrix(
+        item=rows,
+        source=cols,
+        label=labs,
+        n_items=int(item_ids.shape[0]),
+        n_sources=int(names.shape[0]),
+        n_classes=int(cls.shape[0]),
+        item_ids=np.asarray(item_ids),
+        source_names=names,
+        classes=cls,
+    )
+
+
+def check_known_labels(y: Any, lm: LabelMatrix) -> np.ndarray:
+    """Validate known labels ``y`` (class index, ``-1`` = unknown) against a label matrix.
+
+    ``y`` may be an array of length ``n`` aligned with the label matrix's items (class
+    indices, ``-1`` unknown), or a pandas Series indexed by item id holding the user's class
+    labels (NaN = unknown). Returns an int64 array of class indices with ``-1`` = unknown.
+    """
+    if isinstance(y, pd.Series) and not isinstance(y.index, pd.RangeIndex):
+        s = y.reindex(pd.Index(lm.item_ids))
+        known = s.notna().to_numpy()
+        codes = np.full(lm.n_items, -1, dtype=np.int64)
+        idx = pd.Index(lm.classes).get_indexer(s[known].to_numpy())
+        if (idx < 0).any():
+            bad = s[known].to_numpy()[idx < 0][0]
+            raise ValueError(f"Known label {bad!r} is not one of the classes {list(lm.classes)}.")
+        codes[known] = idx
+        return codes
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise ValueError(f"y must be 1-D (one label per item); got shape {arr.shape}.")
+    if arr.shape[0] != lm.n_items:
+        raise ValueError(
+            f"y has {arr.shape[0]} entries but the label matrix has {lm.n_items} items; give "
+            "one entry per item with -1 where the label is unknown."
+        )
+    if arr.dtype.kind not in "iuf" and lm.classes.dtype.kind not in "iuf":
+        s = pd.Series(arr)
+        known = s.notna().to_numpy()
+        codes = np.full(lm.n_items, -1, dtype=np.int64)
+        idx = pd.Index(lm.classes).get_indexer(s[known].to_numpy())
+        if (idx < 0).any():
+            bad = s[known].to_numpy()[idx < 0][0]
+            raise ValueError(f"Known label {bad!r} is not one of the classes {list(lm.classes)}.")
+        codes[known] = idx
+        return codes
+    vals = _as_int_labels(arr, "y")
+    if (vals < -1).any() or (vals >= lm.n_classes).any():
+        bad = vals[(vals < -1) | (vals >= lm.n_classes)][0]
+        raise ValueError(
+            f"y contains {int(bad)}; known labels must be class ids 0..{lm.n_classes - 1} "
+            "with -1 for unknown."
+        )
+    return vals
