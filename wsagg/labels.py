@@ -114,7 +114,7 @@ class LabelMatrix:
             weights=w,
             minlength=self.n_items * self.n_classes,
         )
-        return flat.reshape(self.n_items, self.n_classes)
+        return flat.reshape(self.n_items, self.n_classes).astype(np.float64, copy=False)
 
     def votes_per_item(self) -> np.ndarray:
         """Number of votes on each item, shape ``(n,)``."""
@@ -291,7 +291,7 @@ def _as_int_labels(values: np.ndarray, what: str) -> np.ndarray:
         if np.any(values != np.round(values)):
             bad = values[values != np.round(values)][0]
             raise ValueError(
-                f"{what} contains non-integer value {bad!r}; class ids must be whole numbers "
+                f"{what} contains non-integer value {float(bad)!r}; class ids must be whole numbers "
                 "0..k-1 with -1 for abstain."
             )
         return values.astype(np.int64)

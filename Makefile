@@ -1,0 +1,37 @@
+# Two commands on a fresh machine:
+#   make demo   -> installs wsagg into .venv and aggregates the embedded dataset
+#   make test   -> installs the dev tools (CPU torch, cvxpy, pytest, hypothesis, ruff) and runs
+#                  ruff + the whole test suite
+# Override the torch build, e.g. for CUDA:  make test TORCH_SPEC="torch==2.13.0" PIP_EXTRA="--index-url ..."
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PIP_EXTRA ?=
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: demo test lint bench-smoke clean
+
+$(VENV)/.core: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.core
+	$(PIP) install --quiet "$(TORCH_SPEC)" $(PIP_EXTRA)
+	$(PIP) install --quiet -e ".[dev]"
+	touch $@
+
+demo: $(VENV)/.core
+	$(VENV)/bin/wsagg demo
+
+test: $(VENV)/.dev
+	$(VENV)/bin/ruff check wsagg tests benchmarks
+	$(PY) -m pytest
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check wsagg tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

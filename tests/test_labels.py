@@ -1,0 +1,164 @@
+"""Label matrices: conversion at the door, conventions and errors."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from wsagg.labels import LabelMatrix, as_label_matrix, check_known_labels
+
+L_DENSE = np.array([[0, 1, -1], [1, 1, 0], [-1, -1, -1], [2, -1, 2]])
+
+
+def test_dense_roundtrip_and_votes():
+    lm = as_label_matrix(L_DENSE)
+    assert (lm.n_items, lm.n_sources, lm.n_classes) == (4, 3, 3)
+    assert lm.n_votes == 7
+    np.testing.assert_array_equal(lm.to_dense(), L_DENSE)
+    np.testing.assert_array_equal(lm.covered(), [True, True, False, True])
+
+
+def test_sparse_convention_is_label_plus_one():
+    S = sp.csr_matrix(np.where(L_DENSE >= 0, L_DENSE + 1, 0))
+    lm = as_label_matrix(S)
+    np.testing.assert_array_equal(lm.to_dense(), L_DENSE)
+    # and back: the stored value is label + 1, absent = abstain
+    back = lm.to_sparse().toarray()
+    np.testing.assert_array_equal(back, np.where(L_DENSE >= 0, L_DENSE + 1, 0))
+
+
+def test_sparse_explicit_zero_is_abstain():
+    S = sp.coo_matrix(([0, 2], ([0, 1], [0, 0])), shape=(2, 1))
+    lm = as_label_matrix(S, n_classes=2)
+    np.testing.assert_array_equal(lm.to_dense(), [[-1], [1]])
+
+
+def test_long_format_ids_mapped_and_kept():
+    df = pd.DataFrame(
+        {"task": ["a", "a", "b", "c"], "worker": ["w1", "w2", "w1", "w2"],
+         "label": ["cat", "dog", "dog", None]}
+    )
+    lm = as_label_matrix(df)
+    assert list(lm.item_ids) == ["a", "b", "c"]
+    assert list(lm.source_names) == ["w1", "w2"]
+    assert list(lm.classes) == ["cat", "dog"]
+    # item c only has a missing label: kept, uncovered
+    np.testing.assert_array_equal(lm.to_dense(), [[0, 1], [1, -1], [-1, -1]])
+    back = lm.to_long()
+    assert back.shape[0] == 3 and set(back["label"]) == {"cat", "dog"}
+
+
+def test_long_tuple_matches_dense():
+    lm_dense = as_label_matrix(L_DENSE)
+    long = lm_dense.to_long()
+    lm_long = as_label_matrix((long["item"].to_numpy(), long["source"].to_numpy(),
+                               long["label"].to_numpy()), n_classes=3)
+    # long format only knows the items that appear; item 2 (all abstain) is absent here
+    assert lm_long.n_items == 3
+    np.testing.assert_array_equal(lm_long.to_dense(), L_DENSE[[0, 1, 3]])
+
+
+def test_duplicate_policies():
+    items = np.array([0, 0, 0, 1])
+    sources = np.array([0, 0, 1, 0])
+    labels = np.array([1, 0, 1, 1])
+    counted = as_label_matrix((items, sources, labels))
+    assert counted.n_votes == 4 and counted.has_repeats()
+    np.testing.assert_array_equal(counted.class_counts(), [[1, 2], [0, 1]])
+    last = as_label_matrix((items, sources, labels), duplicates="last")
+    np.testing.assert_array_equal(last.to_dense(), [[0, 1], [1, -1]])
+    first = as_label_matrix((items, sources, labels), duplicates="first")
+    np.testing.assert_array_equal(first.to_dense(), [[1, 1], [1, -1]])
+    with pytest.raises(ValueError, match="repeated votes"):
+        as_label_matrix((items, sources, labels), duplicates="error")
+    with pytest.raises(ValueError, match="cannot represent"):
+        counted.to_dense()
+    with pytest.raises(ValueError, match="duplicates must be one of"):
+        as_label_matrix(L_DENSE, duplicates="mean")
+
+
+def test_one_hot_counts_repeats():
+    lm = as_label_matrix((np.array([0, 0, 1]), np.array([0, 0, 1]), np.array([1, 1, 0])))
+    V = lm.one_hot().toarray()
+    assert V.shape == (2, 4)
+    np.testing.assert_array_equal(V, [[0, 2, 0, 0], [0, 0, 1, 0]])
+
+
+def test_n_classes_given_and_inferred():
+    assert as_label_matrix(L_DENSE, n_classes=5).n_classes == 5
+    assert as_label_matrix(np.array([[0], [0]]), y=np.array([0, 1])).n_classes == 2
+
+
+@pytest.mark.parametrize(
+    ("L", "err", "match"),
+    [
+        (np.array([[0, 3]]), ValueError, r"outside 0\.\.2"),
+        (np.array([[0.5, 1.0]]), ValueError, "non-integer value 0.5"),
+        (np.array([[np.nan, 1.0]]), ValueError, "contains NaN"),
+        (np.array([0, 1, 1]), ValueError, "must be 2-D"),
+        (np.zeros((0, 3), dtype=int), ValueError, "at least one item and one source"),
+        (np.zeros((3, 0), dtype=int), ValueError, "at least one item and one source"),
+        (np.array([[0, -2]]), ValueError, "only negative value allowed is -1"),
+        (np.array([[True, False]]), TypeError, "boolean"),
+        (np.array([["a", "b"]]), TypeError, "long format"),
+        ([], ValueError, "empty"),
+    ],
+)
+def test_bad_dense_input(L, err, match):
+    with pytest.raises(err, match=match):
+        as_label_matrix(L, n_classes=3 if match.startswith("outside") else None)
+
+
+def test_single_class_needs_explicit_n_classes():
+    with pytest.raises(ValueError, match="Pass n_classes"):
+        as_label_matrix(np.array([[0, 0], [0, -1]]))
+    with pytest.raises(ValueError, match="at least 2"):
+        as_label_matrix(L_DENSE, n_classes=1)
+    with pytest.raises(TypeError, match="integer >= 2"):
+        as_label_matrix(L_DENSE, n_classes=2.5)
+
+
+def test_sparse_negative_value_explained():
+    with pytest.raises(ValueError, match="label \\+ 1"):
+        as_label_matrix(sp.csr_matrix(np.array([[-1, 1]])))
+
+
+def test_long_errors():
+    df = pd.DataFrame({"item": [1, 2], "source": ["a", "b"], "label": ["x", "y"]})
+    with pytest.raises(ValueError, match="Unknown class label 'y'"):
+        as_label_matrix(df, classes=["x", "z"])
+    with pytest.raises(ValueError, match="label column"):
+        as_label_matrix(df.rename(columns={"label": "answer"}))
+    with pytest.raises(ValueError, match="not seen at fit time"):
+        as_label_matrix(df, source_names=["a"], classes=["x", "y"])
+    with pytest.raises(ValueError, match="different lengths"):
+        as_label_matrix((np.array([1, 2]), np.array([1]), np.array([0, 1])))
+    with pytest.raises(ValueError, match="no rows"):
+        as_label_matrix(df.iloc[:0])
+
+
+def test_mismatched_sources():
+    with pytest.raises(ValueError, match="fitted with 4"):
+        as_label_matrix(L_DENSE, n_sources=4)
+
+
+def test_known_labels_validation():
+    lm = as_label_matrix(L_DENSE)
+    np.testing.assert_array_equal(check_known_labels([0, -1, -1, 2], lm), [0, -1, -1, 2])
+    with pytest.raises(ValueError, match="one entry per item"):
+        check_known_labels([0, 1], lm)
+    with pytest.raises(ValueError, match="y contains 3"):
+        check_known_labels([0, 3, -1, -1], lm)
+    df = pd.DataFrame({"item": ["a", "b"], "source": ["s", "s"], "label": ["x", "y"]})
+    lm2 = as_label_matrix(df)
+    y = pd.Series({"b": "y"})
+    np.testing.assert_array_equal(check_known_labels(y, lm2), [-1, 1])
+    with pytest.raises(ValueError, match="not one of the classes"):
+        check_known_labels(pd.Series({"a": "q"}), lm2)
+
+
+def test_take_items():
+    lm = as_label_matrix(L_DENSE)
+    sub = lm.take_items(np.array([3, 0]))
+    np.testing.assert_array_equal(sub.to_dense(), L_DENSE[[3, 0]])
+    assert isinstance(sub, LabelMatrix)

@@ -1,0 +1,101 @@
+"""Heavy kernels of Dawid-Skene EM: the two sparse products and the row-wise logsumexp.
+
+A backend owns the design matrix ``X`` (items x outcome-columns, sparse, on its device) and
+the clamped (known) items. Each EM iteration calls :meth:`e_step` once:
+
+* ``S = X @ table + offset`` — the log joint ``log pi_c + log P(votes_i | y_i = c)`` of every
+  item and class (``table`` is the log-parameter table, ``offset`` a ``(k,)`` row);
+* ``q = softmax(S)`` per row, with known items clamped to their one-hot label;
+* the sufficient statistics ``X.T @ q`` and ``q.sum(0)`` for the M-step.
+
+Only these O(votes x k) and O(n x k) operations live here; the parameter updates work on
+tables of size O(m k^2) and are shared by every backend (``wsagg.dawid_skene``), which is
+what makes the numpy and torch paths agree to rounding error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["NumpyBackend", "make_backend"]
+
+
+def _clamp_arrays(known: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    if known is None:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    idx = np.flatnonzero(known >= 0)
+    return idx, known[idx].astype(np.int64)
+
+
+class NumpyBackend:
+    """scipy.sparse CSR kernels (single thread, float64)."""
+
+    def __init__(self, X: sp.csr_matrix, known: np.ndarray | None = None) -> None:
+        self.X = X
+        self.n = X.shape[0]
+        self.known_idx, self.known_y = _clamp_arrays(known, self.n)
+        self.q: np.ndarray | None = None
+
+    def _log_joint(self, table: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        S = self.X @ table  # (n, k): the E-step sparse product
+        S += offset
+        return S
+
+    def e_step(self, table: np.ndarray, offset: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """Posterior and log-likelihood at the given parameters, plus the M-step statistics.
+
+        Returns ``(loglik, X.T @ q, q.sum(0))``; the posterior is kept in ``self.q``.
+        """
+        S = self._log_joint(table, offset)
+        q, loglik = _softmax_rows(S, self.known_idx, self.known_y)
+        self.q = q
+        return loglik, self.stats(q), q.sum(axis=0)
+
+    def stats(self, q: np.ndarray) -> np.ndarray:
+        """``X.T @ q``: the M-step sparse product (CSC view of X, no copy)."""
+        return np.asarray(self.X.T @ q)
+
+    def sum_rows(self, q: np.ndarray) -> np.ndarray:
+        return q.sum(axis=0)
+
+    def posterior(self, table: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        """Posterior without clamping (inductive prediction)."""
+        S = self._log_joint(table, offset)
+        q, _ = _softmax_rows(S, np.zeros(0, np.int64), np.zeros(0, np.int64))
+        return q
+
+
+def _softmax_rows(
+    S: np.ndarray, known_idx: np.ndarray, known_y: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Row softmax of the log joint ``S`` in place, and the observed-data log-likelihood.
+
+    Rows are shifted by their maximum before ``exp`` so that the largest term is ``exp(0)``:
+    no overflow, and underflow only of terms ``e^-745`` below the largest, which are 0 in
+    float64 anyway. Known items contribute ``S[i, y_i]`` (complete-data term) and get a
+    one-hot posterior.
+    """
+    ll_known = float(S[known_idx, known_y].sum()) if known_idx.size else 0.0
+    mx = S.max(axis=1, keepdims=True)
+    S -= mx
+    np.exp(S, out=S)
+    tot = S.sum(axis=1, keepdims=True)
+    S /= tot
+    row_ll = mx[:, 0] + np.log(tot[:, 0])
+    if known_idx.size:
+        row_ll[known_idx] = 0.0
+        S[known_idx] = 0.0
+        S[known_idx, known_y] = 1.0
+    return S, float(row_ll.sum()) + ll_known
+
+
+def make_backend(device: Any, X: sp.csr_matrix, known: np.ndarray | None = None) -> Any:
+    """Backend for ``device``: ``"numpy"`` or a torch device (``"cpu"``, ``"cuda"``, ...)."""
+    if isinstance(device, str) and device == "numpy":
+        return NumpyBackend(X, known)
+    from wsagg._ds_torch import TorchBackend  # torch is imported only here
+
+    return TorchBackend(X, known, device)

@@ -1,0 +1,109 @@
+"""Torch kernels of Dawid-Skene EM (CPU or CUDA), same contract as ``NumpyBackend``.
+
+The design matrix and its transpose are stored as float64 sparse CSR tensors on the device
+(32-bit indices when they fit), so both sparse products are CSR x dense products; the
+``(n, k)`` posterior stays on the device, and only the small ``(columns, k)`` statistics and
+the log-parameter table cross between host and device each iteration.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["TorchBackend"]
+
+
+def _csr_tensor(M: sp.csr_matrix, device: Any) -> Any:
+    import torch
+
+    idx_dtype = torch.int32 if M.nnz < 2**31 - 1 and max(M.shape) < 2**31 - 1 else torch.int64
+    with warnings.catch_warnings():
+        # "Sparse CSR tensor support is in beta state": CSR x dense is all we use
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support", category=UserWarning)
+        return torch.sparse_csr_tensor(
+            torch.as_tensor(M.indptr, dtype=idx_dtype),
+            torch.as_tensor(M.indices, dtype=idx_dtype),
+            torch.as_tensor(M.data, dtype=torch.float64),
+            size=M.shape,
+            dtype=torch.float64,
+            check_invariants=False,  # built from a canonical scipy CSR matrix
+        ).to(device)
+
+
+class TorchBackend:
+    """torch.sparse CSR kernels on ``device`` (float64)."""
+
+    def __init__(self, X: sp.csr_matrix, known: np.ndarray | None, device: Any) -> None:
+        import torch
+
+        try:
+            self.device = torch.device(device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(
+                f"device must be 'numpy' or a torch device such as 'cpu' or 'cuda'; got "
+                f"{device!r}."
+            ) from err
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                "device='cuda' was requested but torch sees no CUDA device; use device='cpu' "
+                "or device='numpy'."
+            )
+        X = sp.csr_matrix(X)
+        self.n = X.shape[0]
+        self.X = _csr_tensor(X, self.device)
+        self.Xt = _csr_tensor(X.T.tocsr(), self.device)
+        if known is not None and (known >= 0).any():
+            idx = np.flatnonzero(known >= 0)
+            self.known_idx = torch.as_tensor(idx, device=self.device)
+            self.known_y = torch.as_tensor(known[idx].astype(np.int64), device=self.device)
+        else:
+            self.known_idx = None
+            self.known_y = None
+        self.q: Any = None
+
+    def _log_joint(self, table: np.ndarray, offset: np.ndarray) -> Any:
+        import torch
+
+        T = torch.as_tensor(table, dtype=torch.float64, device=self.device)
+        b = torch.as_tensor(offset, dtype=torch.float64, device=self.device)
+        return self.X @ T + b
+
+    def _softmax(self, S: Any, clamp: bool) -> tuple[Any, float]:
+        import torch
+
+        row_ll = torch.logsumexp(S, dim=1)
+        q = torch.exp(S - row_ll[:, None])
+        if clamp and self.known_idx is not None:
+            ll_known = S[self.known_idx, self.known_y].sum()
+            row_ll[self.known_idx] = 0.0
+            q[self.known_idx] = 0.0
+            q[self.known_idx, self.known_y] = 1.0
+            return q, float(row_ll.sum() + ll_known)
+        return q, float(row_ll.sum())
+
+    def e_step(self, table: np.ndarray, offset: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        S = self._log_joint(table, offset)
+        q, loglik = self._softmax(S, clamp=True)
+        self.q = q
+        return loglik, self.stats(q), self.sum_rows(q)
+
+    def stats(self, q: Any) -> np.ndarray:
+        import torch
+
+        q = torch.as_tensor(q, dtype=torch.float64, device=self.device)
+        return (self.Xt @ q).cpu().numpy()
+
+    def sum_rows(self, q: Any) -> np.ndarray:
+        import torch
+
+        q = torch.as_tensor(q, dtype=torch.float64, device=self.device)
+        return q.sum(dim=0).cpu().numpy()
+
+    def posterior(self, table: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        S = self._log_joint(table, offset)
+        q, _ = self._softmax(S, clamp=False)
+        return q.cpu().numpy()

@@ -1,0 +1,294 @@
+"""The ``wsagg`` command line: ``demo``, ``aggregate`` and ``analyze``.
+
+Inputs (by file extension):
+
+* ``.csv`` / ``.tsv`` / ``.parquet``: long format, one vote per row, with columns
+  ``item, source, label`` (crowd-kit's ``task, worker, label`` also accepted; other names via
+  ``--item-col/--source-col/--label-col``). A row with an empty label is an abstain. With
+  ``--wide``, a table whose rows are items and whose columns are sources (class ids, ``-1`` =
+  abstain), the item ids in ``--item-col`` if given.
+* ``.npz``: a scipy sparse matrix saved with ``scipy.sparse.save_npz`` (stored value =
+  label + 1), or a dense array ``L`` saved with ``numpy.savez``.
+* ``.npy``: a dense ``(n, m)`` array, ``-1`` = abstain.
+
+Output (``-o``, by extension ``.csv``, ``.parquet`` or ``.npz``): one row per input item, in
+input order, with the item id, one probability column per class and the predicted class. It
+is written atomically (a temporary file renamed into place) and never over the input; an
+existing output file is only replaced with ``--force``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["main"]
+
+_EPILOG = """examples:
+  wsagg demo                                    # majority vote on the embedded dataset
+  wsagg aggregate votes.csv -o soft_labels.csv  # votes.csv has columns item,source,label
+  wsagg aggregate L.npz --method dawid-skene -o soft.parquet --param max_iter=200
+  wsagg analyze votes.csv                       # per-source coverage/overlap/conflict
+"""
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def _read_input(path: Path, args: argparse.Namespace) -> Any:
+    import pandas as pd
+    import scipy.sparse as sp
+
+    if not path.exists():
+        raise CLIError(f"input file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    if suffix in {".csv", ".tsv", ".parquet"}:
+        if suffix == ".parquet":
+            df = pd.read_parquet(path)
+        else:
+            df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        if args.wide:
+            if args.item_col:
+                if args.item_col not in df.columns:
+                    raise CLIError(f"--item-col {args.item_col!r} is not a column of {path.name}")
+                df = df.set_index(args.item_col)
+            return ("wide", df)
+        rename = {}
+        for opt, canonical in ((args.item_col, "item"), (args.source_col, "source"),
+                               (args.label_col, "label")):
+            if opt:
+                if opt not in df.columns:
+                    raise CLIError(f"column {opt!r} is not in {path.name}: {list(df.columns)}")
+                rename[opt] = canonical
+        return ("long", df.rename(columns=rename))
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            keys = set(z.files)
+            if {"indptr", "indices", "data", "shape"} <= keys or {"row", "col", "data"} <= keys:
+                return ("matrix", sp.load_npz(path))
+            if "L" in keys:
+                return ("matrix", z["L"])
+        raise CLIError(
+            f"{path.name} holds neither a scipy sparse matrix (scipy.sparse.save_npz) nor an "
+            f"array named 'L' (numpy.savez(path, L=L)); keys: {sorted(keys)}"
+        )
+    if suffix == ".npy":
+        return ("matrix", np.load(path, allow_pickle=False))
+    raise CLIError(
+        f"unsupported input format {suffix!r}; use .csv, .tsv, .parquet, .npz or .npy"
+    )
+
+
+def _to_label_matrix(kind_data: tuple[str, Any], args: argparse.Namespace) -> Any:
+    from wsagg.labels import as_label_matrix
+
+    kind, data = kind_data
+    if kind == "wide":
+        lm = as_label_matrix(
+            data.to_numpy(), n_classes=args.n_classes, source_names=list(data.columns)
+        )
+        from dataclasses import replace
+
+        return replace(lm, item_ids=np.asarray(data.index))
+    return as_label_matrix(data, n_classes=args.n_classes, duplicates=args.duplicates)
+
+
+def _parse_params(items: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CLIError(f"--param takes KEY=VALUE; got {item!r}")
+        try:
+            params[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[key] = value
+    return params
+
+
+def _atomic_write(frame: Any, out: Path, force: bool) -> None:
+    if out.exists() and not force:
+        raise CLIError(f"output {str(out)!r} exists; choose another path or pass --force")
+    suffix = out.suffix.lower()
+    if suffix not in {".csv", ".parquet", ".npz"}:
+        raise CLIError(f"unsupported output format {suffix!r}; use .csv, .parquet or .npz")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        elif suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            arrays = {str(c): frame[c].to_numpy() for c in frame.columns}
+            arrays = {
+                k: (v.astype(str) if v.dtype == object else v) for k, v in arrays.items()
+            }
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **arrays)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _soft_label_frame(lm: Any, proba: np.ndarray, model: Any) -> Any:
+    import pandas as pd
+
+    frame = pd.DataFrame({"item": lm.item_ids})
+    for c, cls in enumerate(model.classes_):
+        frame[f"p_{cls}"] = proba[:, c]
+    frame["label"] = model.classes_[model._argmax(proba)]
+    return frame
+
+
+def _cmd_aggregate(args: argparse.Namespace) -> int:
+    from wsagg._registry import get_aggregator
+
+    src = Path(args.input)
+    out = Path(args.output)
+    if out.exists() and src.exists() and os.path.samefile(src, out):
+        raise CLIError("the output path is the input file; refusing to overwrite the input")
+    if out.resolve() == src.resolve():
+        raise CLIError("the output path is the input file; refusing to overwrite the input")
+    lm = _to_label_matrix(_read_input(src, args), args)
+    params = _parse_params(args.param)
+    if args.n_classes is not None:
+        params.setdefault("n_classes", lm.n_classes)
+    model = get_aggregator(args.method, **params)
+    proba = model.fit_predict_proba(lm)
+    frame = _soft_label_frame(lm, proba, model)
+    if frame.shape[0] != lm.n_items:  # pragma: no cover - invariant
+        raise CLIError("internal error: row count changed")
+    _atomic_write(frame, out, args.force)
+    print(
+        f"wsagg: aggregated {lm.n_items} items x {lm.n_sources} sources "
+        f"({lm.n_votes} votes, {lm.n_classes} classes) with {args.method} -> {out}"
+    )
+    return 0
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from wsagg.diagnostics import label_matrix_summary, source_summary
+
+    lm = _to_label_matrix(_read_input(Path(args.input), args), args)
+    summary = label_matrix_summary(lm)
+    print(
+        f"{summary['n_items']} items, {summary['n_sources']} sources, "
+        f"{summary['n_classes']} classes, {summary['n_votes']} votes; "
+        f"coverage {summary['coverage']:.3f}, overlap {summary['overlap']:.3f}, "
+        f"conflict {summary['conflict']:.3f}"
+    )
+    table = source_summary(lm)
+    with pd.option_context("display.max_rows", 500, "display.width", 120):
+        print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    if args.output:
+        out = Path(args.output)
+        _atomic_write(table.reset_index(), out, args.force)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from wsagg._registry import get_aggregator
+    from wsagg.datasets import load_demo
+    from wsagg.metrics import evaluate
+
+    data = load_demo(split=args.split)
+    model = get_aggregator(args.method, **_parse_params(args.param))
+    proba = model.fit_predict_proba(data.L)
+    report = evaluate(data.y, proba, covered=data.L)
+    print(
+        f"wsagg demo: {data.name} ({args.split}): {data.L.n_items} items, "
+        f"{data.L.n_sources} labeling functions, classes {list(data.class_names)}"
+    )
+    print(
+        f"{args.method}: accuracy {report['accuracy']:.4f} against gold on {report['n_gold']} "
+        f"items ({report['n_uncovered']} uncovered items scored with the class prior); "
+        f"on covered items {report['accuracy_covered']:.4f}; "
+        f"balanced accuracy {report['balanced_accuracy']:.4f}, "
+        f"log loss {report['log_loss']:.4f}"
+    )
+    return 0
+
+
+def _add_input_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="label matrix file: .csv/.tsv/.parquet (long), .npz, .npy")
+    p.add_argument("--n-classes", type=int, default=None, help="number of classes k")
+    p.add_argument("--item-col", default=None, help="item id column (default item or task)")
+    p.add_argument("--source-col", default=None, help="source column (default source or worker)")
+    p.add_argument("--label-col", default=None, help="label column (default label)")
+    p.add_argument("--wide", action="store_true",
+                   help="table is items x sources (class ids, -1 = abstain), not long format")
+    p.add_argument("--duplicates", default="count", choices=["count", "last", "first", "error"],
+                   help="repeated votes by one source on one item (default: count every vote)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from wsagg import __version__
+    from wsagg._registry import AGGREGATORS
+
+    parser = argparse.ArgumentParser(
+        prog="wsagg",
+        description="Aggregate noisy votes (labeling functions, crowd workers) into soft labels.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"wsagg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{demo,aggregate,analyze}")
+    methods = sorted(AGGREGATORS)
+
+    p = sub.add_parser("demo", help="aggregate the embedded dataset and score it against gold")
+    p.add_argument("--method", default="majority", choices=methods)
+    p.add_argument("--split", default="train", choices=["train", "valid", "test"])
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="aggregator parameter (repeatable)")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("aggregate", help="write soft labels for every item of INPUT")
+    _add_input_options(p)
+    p.add_argument("-o", "--output", required=True, help="output file: .csv, .parquet or .npz")
+    p.add_argument("--method", default="majority", choices=methods,
+                   help="aggregator (default majority)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="aggregator parameter, e.g. --param max_iter=200 (repeatable)")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
+    p.set_defaults(func=_cmd_aggregate)
+
+    p = sub.add_parser("analyze", help="print per-source diagnostics of INPUT")
+    _add_input_options(p)
+    p.add_argument("-o", "--output", default=None, help="also save the table (.csv/.parquet)")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
+    p.set_defaults(func=_cmd_analyze)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``wsagg`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except CLIError as err:
+        print(f"wsagg: error: {err}", file=sys.stderr)
+    except (ValueError, TypeError, KeyError, OSError) as err:
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"wsagg: error: {msg}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
