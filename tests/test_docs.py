@@ -1,0 +1,23 @@
+"""Every python code block in README.md and docs/*.md runs (blocks of a page share a namespace)."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_code_blocks_run(page, monkeypatch, tmp_path):
+    blocks = FENCE.findall(page.read_text())
+    monkeypatch.chdir(tmp_path)  # blocks that write files write into a temp dir
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    namespace: dict = {"__name__": "__docs__"}
+    for i, block in enumerate(blocks):
+        try:
+            exec(compile(block, f"{page.name}[block {i}]", "exec"), namespace)
+        except Exception as err:  # pragma: no cover - the failure message is the point
+            pytest.fail(f"{page.name}, code block {i} failed: {type(err).__name__}: {err}")

@@ -1,0 +1,525 @@
+"""Dawid-Skene EM: sparse, vectorised, MAP-smoothed, semi-supervised.
+
+The model (Dawid & Skene 1979). Item ``i`` has a hidden class :math:`y_i \\sim
+\\mathrm{Cat}(\\pi)`; source ``j``'s votes on it are drawn independently given the class,
+
+.. math::
+
+    P(\\lambda_{ij} = l \\mid y_i = c) = \\Theta_j[c, l], \\qquad
+    P(\\text{votes}_i \\mid y_i = c) = \\prod_j \\prod_{\\text{votes } l \\text{ of } j
+    \\text{ on } i} \\Theta_j[c, l].
+
+Repeated votes of one source on one item are repeated observations (the 1979 model). How an
+*abstain* enters is the ``abstain`` option:
+
+``"ignore"``
+    abstains are missing at random: their factor is omitted (crowd data, where a worker
+    not seeing an item says nothing about its class).
+``"model"``
+    whether source ``j`` votes at all on item ``i`` is an observation with class-dependent
+    probability :math:`a_j[c] = P(j \\text{ votes on } i \\mid y_i = c)`; given that it
+    votes, its votes follow :math:`\\Theta_j[c, \\cdot]`. So the per-pair likelihood is
+    :math:`1 - a_j[c]` for an abstain and :math:`a_j[c] \\prod_{\\text{votes}}
+    \\Theta_j[c, l]` otherwise. With at most one vote per pair this is exactly the
+    ``k+1``-outcome categorical of WRENCH's DS, with ``confusion_[j, c] =
+    (a_j[c] \\Theta_j[c, :], 1 - a_j[c])``. This is the right model for unipolar labeling
+    functions, which fire (almost) only on one class.
+
+EM as sparse linear algebra. With ``V`` the ``(n, m k)`` one-hot vote-count matrix
+(:meth:`wsagg.labels.LabelMatrix.one_hot`) and the log-parameter table
+``T[j k + l, c] = log Theta_j[c, l]``, the E-step is
+
+.. math::
+
+    \\log q_{ic} = \\log \\pi_c + (V T)_{ic} + b_c - \\mathrm{logsumexp}_c(\\cdot),
+
+(under ``"model"``, ``T`` also holds ``log a_j[c] - log(1 - a_j[c])`` and the constant row
+``b_c = \\sum_j \\log(1 - a_j[c])`` accounts for every source abstaining, so the product
+never touches the abstains), and the M-step's sufficient statistics are ``V.T @ q``: one
+iteration is two sparse products, O(votes x k).
+
+MAP-EM. Dirichlet priors make every probability positive: confusion rows
+:math:`\\Theta_j[c, \\cdot] \\sim \\mathrm{Dir}(1 + s + d\\,e_c)` (``s = smoothing``,
+``d = diagonal_smoothing``: a mild pull towards accurate sources), the voting rates
+:math:`a_j[c] \\sim \\mathrm{Beta}(1 + s, 1 + s)` and the class prior
+:math:`\\pi \\sim \\mathrm{Dir}(1 + \\beta)` (``beta = prior_smoothing``). The updates are
+posterior modes, e.g. :math:`\\Theta_j[c, l] = (N_{jcl} + s + d[c = l]) / (\\sum_{l'}
+N_{jcl'} + k s + d)` with :math:`N_{jcl} = \\sum_i q_{ic} V_{i, jk+l}`. The objective
+``log_likelihood_`` is the observed-data log-likelihood plus the log prior densities
+(constants dropped); EM never decreases it.
+
+References
+----------
+.. [1] A. P. Dawid and A. M. Skene (1979). Maximum likelihood estimation of observer
+   error-rates using the EM algorithm. JRSS C 28(1):20-28. https://doi.org/10.2307/2346806
+.. [2] Y. Zhang, X. Chen, D. Zhou, M. I. Jordan (2016). Spectral methods meet EM: a provably
+   optimal algorithm for crowdsourcing. JMLR 17(102).
+.. [3] J. Zhang et al. (2021). WRENCH: a comprehensive benchmark for weak supervision.
+   NeurIPS Datasets and Benchmarks (DS with abstain as a (k+1)-th outcome).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+
+from wsagg._ds_backend import make_backend
+from wsagg.base import BaseAggregator
+from wsagg.labels import LabelMatrix
+
+__all__ = ["DawidSkene", "PriorCollapseWarning"]
+
+_FLOOR = 1e-300  # log floor: only reached with smoothing=0 and an empty count
+
+
+class PriorCollapseWarning(UserWarning):
+    """EM pushed a class's prior far below its share of the votes (a degenerate fixed point)."""
+
+
+# ----------------------------------------------------------------------------------------
+# parameters: a small container and the pure functions around it
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Params:
+    log_conf: np.ndarray  # (m, k, k): log Theta_j[c, l] (given a vote, under "model")
+    log_prior: np.ndarray  # (k,)
+    log_vote: np.ndarray | None = None  # (m, k): log a_j[c]   ("model" only)
+    log_abst: np.ndarray | None = None  # (m, k): log(1 - a_j[c])
+
+
+@dataclass
+class _Design:
+    """The design matrix ``X`` and how its columns map to parameters."""
+
+    X: sp.csr_matrix
+    m: int
+    k: int
+    separate_presence: bool  # "model" with repeated votes: X = [V | P] (P = voted-or-not)
+
+
+def _design(lm: LabelMatrix, abstain: str) -> _Design:
+    V = lm.one_hot()
+    if abstain != "model" or V.nnz == 0:
+        return _Design(V, lm.n_sources, lm.n_classes, False)
+    # repeated votes <=> a count > 1, or two columns of one source's block in one row
+    # (V has sorted indices, so such columns are adjacent): O(nnz), no sort or hash
+    V.sort_indices()
+    src = V.indices // lm.n_classes
+    starts = np.zeros(V.nnz, dtype=bool)
+    starts[V.indptr[:-1][V.indptr[:-1] < V.nnz]] = True
+    repeats = bool(V.data.max() > 1) or bool(np.any(~starts[1:] & (src[1:] == src[:-1])))
+    if not repeats:
+        return _Design(V, lm.n_sources, lm.n_classes, False)
+    P = sp.csr_matrix(
+        (np.ones(V.nnz), src, V.indptr.copy()), shape=(lm.n_items, lm.n_sources)
+    )
+    P.sum_duplicates()
+    P.data[:] = 1.0  # presence: voted at least once
+    return _Design(sp.hstack([V, P], format="csr"), lm.n_sources, lm.n_classes, True)
+
+
+def _table(p: _Params, d: _Design) -> tuple[np.ndarray, np.ndarray]:
+    """Log-parameter table (columns of X -> classes) and the constant row ``(k,)``."""
+    m, k = d.m, d.k
+    conf_t = np.transpose(p.log_conf, (0, 2, 1))  # (m, l, c)
+    offset = p.log_prior.copy()
+    if p.log_vote is None:
+        return conf_t.reshape(m * k, k), offset
+    assert p.log_abst is not None
+    gain = p.log_vote - p.log_abst  # (m, c): voting instead of abstaining
+    offset += p.log_abst.sum(axis=0)  # every source abstains ...
+    if d.separate_presence:  # ... except those that voted (presence columns)
+        return np.vstack([conf_t.reshape(m * k, k), gain]), offset
+    return (conf_t + gain[:, None, :]).reshape(m * k, k), offset
+
+
+def _counts(stats: np.ndarray, d: _Design) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``X.T @ q`` into vote counts ``N[j, c, l]`` and presence counts ``A[j, c]``."""
+    m, k = d.m, d.k
+    N = np.transpose(stats[: m * k].reshape(m, k, k), (0, 2, 1))  # (m, c, l)
+    A = stats[m * k :] if d.separate_presence else N.sum(axis=2)
+    return N, A
+
+
+def _safe_log(x: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(x, _FLOOR))
+
+
+def _m_step(
+    stats: np.ndarray,
+    q_sum: np.ndarray,
+    d: _Design,
+    hp: dict[str, Any],
+) -> _Params:
+    """MAP update from the sufficient statistics (see the module docstring)."""
+    k = d.k
+    s, dg, beta = hp["smoothing"], hp["diagonal_smoothing"], hp["prior_smoothing"]
+    N, A = _counts(stats, d)
+    eye = np.eye(k)
+    if hp["model"] == "one-coin":
+        votes = N.sum(axis=(1, 2))
+        correct = np.einsum("jcc->j", N)
+        acc = (correct + s + dg) / np.maximum(votes + k * s + dg, _FLOOR)
+        acc = np.where(votes + k * s + dg > 0, acc, 1.0 / k)
+        wrong = (1.0 - acc) / (k - 1)
+        conf = wrong[:, None, None] * (1 - eye) + acc[:, None, None] * eye
+    else:
+        num = N + s + dg * eye
+        den = num.sum(axis=2, keepdims=True)
+        conf = np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0 / k)
+    if hp["class_prior"] is not None:
+        log_prior = np.log(hp["class_prior"])
+    else:
+        prior = (q_sum + beta) / (q_sum.sum() + k * beta)
+        log_prior = _safe_log(prior)
+    p = _Params(log_conf=_safe_log(conf), log_prior=log_prior)
+    if hp["abstain"] == "model":
+        vote = (A + s) / np.maximum(q_sum[None, :] + 2 * s, _FLOOR)
+        vote = np.clip(vote, 0.0, 1.0)
+        p.log_vote = _safe_log(vote)
+        p.log_abst = _safe_log(1.0 - vote)
+    return p
+
+
+def _log_prior_density(p: _Params, hp: dict[str, Any]) -> float:
+    """Log Dirichlet/Beta prior densities of the parameters, constants dropped."""
+    s, dg, beta = hp["smoothing"], hp["diagonal_smoothing"], hp["prior_smoothing"]
+    k = p.log_prior.shape[0]
+    out = 0.0
+    if hp["model"] == "one-coin":
+        acc = np.exp(np.einsum("jcc->jc", p.log_conf)[:, 0])
+        out += float((s + dg) * _safe_log(acc).sum() + (k - 1) * s * _safe_log(1 - acc).sum())
+    else:
+        out += float(s * p.log_conf.sum() + dg * np.einsum("jcc->", p.log_conf))
+    if hp["class_prior"] is None:
+        out += float(beta * p.log_prior.sum())
+    if p.log_vote is not None:
+        assert p.log_abst is not None
+        out += float(s * (p.log_vote.sum() + p.log_abst.sum()))
+    return out
+
+
+def _initial_posterior(lm: LabelMatrix, known: np.ndarray | None) -> np.ndarray:
+    """Soft majority vote (normalised vote counts), uniform for items without a vote."""
+    counts = lm.class_counts()
+    tot = counts.sum(axis=1, keepdims=True)
+    q = np.where(tot > 0, counts / np.where(tot > 0, tot, 1.0), 1.0 / lm.n_classes)
+    if known is not None:
+        idx = np.flatnonzero(known >= 0)
+        q[idx] = 0.0
+        q[idx, known[idx]] = 1.0
+    return q
+
+
+# ----------------------------------------------------------------------------------------
+# the estimator
+# ----------------------------------------------------------------------------------------
+
+_ABSTAIN = ("ignore", "model")
+_MODELS = ("full", "one-coin")
+_INITS = ("majority",)
+
+
+class DawidSkene(BaseAggregator):
+    """Dawid-Skene EM aggregator (per-source confusion matrices), sparse and vectorised.
+
+    The generative model, the two abstain modes, the MAP smoothing and the EM updates are
+    given in the module docstring of :mod:`wsagg.dawid_skene`; ``docs/dawid_skene.md`` has
+    the full derivation and advice on which mode to use.
+
+    Parameters
+    ----------
+    n_classes : int, optional
+        Number of classes ``k``; inferred from the votes (and ``y``) when ``None``.
+    abstain : {"ignore", "model"}, default="ignore"
+        ``"ignore"``: abstains are missing at random (crowd data). ``"model"``: whether a
+        source votes is a class-dependent observation (labeling functions, which are
+        mostly unipolar). See Notes.
+    model : {"full", "one-coin"}, default="full"
+        ``"full"``: a ``k x k`` confusion matrix per source. ``"one-coin"``: one accuracy
+        ``a_j`` per source, errors spread uniformly, ``Theta_j = a_j I + (1-a_j)/(k-1)
+        (1 - I)``.
+    smoothing : float, default=0.01
+        Dirichlet pseudo-count ``s >= 0`` added to every confusion cell (and to both
+        outcomes of the voting rate under ``abstain="model"``).
+    diagonal_smoothing : float, default=1.0
+        Extra pseudo-count ``d >= 0`` on the correct-class cell of each confusion row: a
+        mild prior belief that sources are better than chance, which also breaks the
+        label-switching symmetry. For ``model="one-coin"`` the accuracy gets a
+        Beta(1 + s + d, 1 + (k-1) s) prior.
+    prior_smoothing : float, default=1.0
+        Dirichlet pseudo-count ``beta >= 0`` per class for the class prior.
+    class_prior : array-like of shape (k,), optional
+        If given, the class prior is fixed to it (positive, summing to 1) instead of being
+        learned.
+    init : {"majority"}, default="majority"
+        Initial posterior: the soft majority vote (items without votes: uniform).
+    n_init : int, default=1
+        Number of EM runs; run 0 starts from the soft majority vote, the others from it
+        mixed with Dirichlet noise (weight 0.5). The run with the best final objective is
+        kept.
+    max_iter : int, default=1000
+        Maximum number of EM iterations (an iteration = M-step then E-step). ``0`` keeps
+        the parameters of the initial M-step.
+    tol : float, default=1e-7
+        Stop when the objective changes by less than ``tol`` per item.
+    device : str, default="numpy"
+        ``"numpy"`` (scipy.sparse), or a torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``)
+        to run the same algorithm in torch. Results agree with numpy to rounding error.
+    tie_break : {"first", "random"}, default="first"
+        Tie policy of :meth:`predict`.
+    random_state : int, RandomState or None
+        Seeds the restarts of ``n_init`` and ``tie_break="random"``.
+    verbose : int, default=0
+        ``1``: one line per run; ``2``: one line per iteration.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (k,)
+    n_classes_ : int
+    n_sources_ : int
+    source_names_ : ndarray of shape (m,)
+    confusion_ : ndarray of shape (m, k, k) or (m, k, k+1)
+        ``confusion_[j, c, l] = P(source j votes l | class c)``; under ``abstain="model"``
+        the last column is the probability of abstaining and rows sum to 1 over ``k+1``
+        outcomes.
+    class_prior_ : ndarray of shape (k,)
+    n_iter_ : int
+        EM iterations run by the kept run.
+    converged_ : bool
+    log_likelihood_ : float
+        Final MAP objective: observed-data log-likelihood (known labels as complete data)
+        plus the log prior densities, constants dropped.
+    log_likelihood_history_ : ndarray of shape (n_iter_ + 1,)
+        The objective after the initial M-step and after each iteration (never decreases).
+
+    Notes
+    -----
+    On labeling-function data, unsupervised EM often drifts to a fixed point where the class
+    prior collapses onto a few classes (the sources are not conditionally independent); a
+    :class:`PriorCollapseWarning` is emitted when the learned prior of a class falls below a
+    tenth of its majority-vote share. Pass some known labels ``y`` (semi-supervised: those
+    items are clamped), fix ``class_prior``, or use :class:`~wsagg.MajorityVote`.
+
+    ``predict_proba`` is inductive: it applies the learned parameters to any label matrix
+    with the same sources, and does not copy known labels into the output, so
+    ``fit(L, y).predict_proba(L) == fit_predict_proba(L, y)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from wsagg import DawidSkene
+    >>> L = np.array([[0, 0, 1], [1, 1, 1], [0, -1, 0], [1, 1, -1], [0, 0, 0]])
+    >>> ds = DawidSkene(random_state=0).fit(L)
+    >>> ds.predict(L)
+    array([0, 1, 0, 1, 0])
+    """
+
+    def __init__(
+        self,
+        n_classes: int | None = None,
+        *,
+        abstain: str = "ignore",
+        model: str = "full",
+        smoothing: float = 0.01,
+        diagonal_smoothing: float = 1.0,
+        prior_smoothing: float = 1.0,
+        class_prior: Any = None,
+        init: str = "majority",
+        n_init: int = 1,
+        max_iter: int = 1000,
+        tol: float = 1e-7,
+        device: str = "numpy",
+        tie_break: str = "first",
+        random_state: Any = None,
+        verbose: int = 0,
+    ) -> None:
+        self.n_classes = n_classes
+        self.abstain = abstain
+        self.model = model
+        self.smoothing = smoothing
+        self.diagonal_smoothing = diagonal_smoothing
+        self.prior_smoothing = prior_smoothing
+        self.class_prior = class_prior
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.device = device
+        self.tie_break = tie_break
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- validation ----------------------------------------------------------------------
+    def _hyper(self, k: int) -> dict[str, Any]:
+        name = type(self).__name__
+
+        def bad(param: str, expected: str) -> ValueError:
+            return ValueError(
+                f"The {param!r} parameter of {name} must be {expected}. "
+                f"Got {getattr(self, param)!r} instead."
+            )
+
+        if self.abstain not in _ABSTAIN:
+            raise bad("abstain", "one of 'ignore' (crowd data) or 'model' (labeling functions)")
+        if self.model not in _MODELS:
+            raise bad("model", "one of 'full' or 'one-coin'")
+        if self.init not in _INITS:
+            raise bad("init", "'majority'")
+        for p in ("smoothing", "diagonal_smoothing", "prior_smoothing", "tol"):
+            v = getattr(self, p)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v) or v < 0:
+                raise bad(p, "a finite float >= 0")
+        for p, lo in (("max_iter", 0), ("n_init", 1), ("verbose", 0)):
+            v = getattr(self, p)
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
+                raise bad(p, f"an int >= {lo}")
+        prior = None
+        if self.class_prior is not None:
+            prior = np.asarray(self.class_prior, dtype=np.float64)
+            if (
+                prior.shape != (k,)
+                or not np.all(np.isfinite(prior))
+                or (prior <= 0).any()
+                or not np.isclose(prior.sum(), 1.0)
+            ):
+                raise ValueError(
+                    f"class_prior must be None (learned) or {k} positive probabilities summing "
+                    f"to 1; got {self.class_prior!r}."
+                )
+            prior = prior / prior.sum()
+        return {
+            "abstain": self.abstain,
+            "model": self.model,
+            "smoothing": float(self.smoothing),
+            "diagonal_smoothing": float(self.diagonal_smoothing),
+            "prior_smoothing": float(self.prior_smoothing),
+            "class_prior": prior,
+        }
+
+    # -- fitting -------------------------------------------------------------------------
+    def _fit(self, lm: LabelMatrix, y: np.ndarray | None) -> None:
+        hp = self._hyper(lm.n_classes)
+        if lm.n_votes == 0:
+            raise ValueError(
+                "The label matrix has no votes (every source abstains on every item); "
+                "Dawid-Skene has nothing to learn from. Check the abstain encoding (-1 dense, "
+                "absent entries sparse)."
+            )
+        known = None if y is None or not (y >= 0).any() else y
+        silent = np.flatnonzero(np.bincount(lm.source, minlength=lm.n_sources) == 0)
+        if silent.size:
+            warnings.warn(
+                f"{silent.size} source(s) never vote (e.g. {lm.source_names[silent[0]]!r}); "
+                "their confusion matrices stay at the smoothing prior and do not affect the "
+                "posteriors. Drop them to save memory.",
+                UserWarning,
+                stacklevel=3,
+            )
+        design = _design(lm, self.abstain)
+        backend = make_backend(self.device, design.X, known)
+        q0 = _initial_posterior(lm, known)
+        rng = check_random_state(self.random_state)
+        best = None
+        for run in range(self.n_init):
+            q_start = q0
+            if run > 0:
+                noise = rng.dirichlet(np.ones(lm.n_classes), size=lm.n_items)
+                q_start = 0.5 * q0 + 0.5 * noise
+                if known is not None:
+                    idx = np.flatnonzero(known >= 0)
+                    q_start[idx] = q0[idx]
+            result = self._run_em(backend, design, q_start, hp)
+            if self.verbose:
+                print(
+                    f"[DawidSkene] run {run}: objective {result[1][-1]:.6f} after "
+                    f"{result[2]} iterations, converged={result[3]}"
+                )
+            if best is None or result[1][-1] > best[1][-1]:
+                best = result
+        assert best is not None
+        params, history, n_iter, converged = best
+        self._params = params
+        self.n_iter_ = n_iter
+        self.converged_ = converged
+        self.log_likelihood_history_ = np.asarray(history)
+        self.log_likelihood_ = float(history[-1])
+        self.class_prior_ = np.exp(params.log_prior)
+        conf = np.exp(params.log_conf)
+        if params.log_vote is not None:
+            vote = np.exp(params.log_vote)
+            conf = np.concatenate(
+                [conf * vote[:, :, None], (1.0 - vote)[:, :, None]], axis=2
+            )
+        self.confusion_ = conf
+        if not converged and self.max_iter > 0:
+            warnings.warn(
+                f"DawidSkene did not converge in max_iter={self.max_iter} iterations (last "
+                f"objective change {history[-1] - history[-2]:.3g}, tol={self.tol} per item "
+                f"x {lm.n_items} items). Increase max_iter, loosen tol, add smoothing, or "
+                "check for sources that never fire.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        if known is None and hp["class_prior"] is None:
+            self._check_prior_collapse(lm)
+
+    def _run_em(
+        self, backend: Any, design: _Design, q0: np.ndarray, hp: dict[str, Any]
+    ) -> tuple[_Params, list[float], int, bool]:
+        params = _m_step(backend.stats(q0), backend.sum_rows(q0), design, hp)
+        table, offset = _table(params, design)
+        loglik, stats, q_sum = backend.e_step(table, offset)
+        obj = loglik + _log_prior_density(params, hp)
+        history = [obj]
+        threshold = self.tol * backend.n
+        converged = False
+        n_iter = 0
+        for n_iter in range(1, self.max_iter + 1):  # noqa: B007 - n_iter used after loop
+            params = _m_step(stats, q_sum, design, hp)
+            table, offset = _table(params, design)
+            loglik, stats, q_sum = backend.e_step(table, offset)
+            new = loglik + _log_prior_density(params, hp)
+            history.append(new)
+            if self.verbose >= 2:
+                print(f"[DawidSkene]   iter {n_iter}: objective {new:.8f}")
+            if abs(new - obj) <= threshold:
+                converged = True
+                break
+            obj = new
+        return params, history, n_iter, converged
+
+    def _check_prior_collapse(self, lm: LabelMatrix) -> None:
+        counts = lm.class_counts()
+        tot = counts.sum(axis=1, keepdims=True)
+        covered = tot[:, 0] > 0
+        mv_share = (counts[covered] / tot[covered]).mean(axis=0)
+        collapsed = np.flatnonzero(
+            (mv_share >= 0.01) & (self.class_prior_ < 0.1 * mv_share)
+        )
+        if collapsed.size:
+            c = collapsed[0]
+            warnings.warn(
+                f"Prior collapse: EM drove the prior of {collapsed.size} class(es) far below "
+                f"their majority-vote share (class {self.classes_[c]!r}: "
+                f"{self.class_prior_[c]:.3g} vs {mv_share[c]:.3g}). This is a degenerate "
+                "fixed point, common on labeling-function data that breaks conditional "
+                "independence. Pass known labels y for some items, fix class_prior, try "
+                "abstain='model', or use MajorityVote.",
+                PriorCollapseWarning,
+                stacklevel=3,
+            )
+
+    # -- prediction ----------------------------------------------------------------------
+    def _predict_proba(self, lm: LabelMatrix) -> np.ndarray:
+        design = _design(lm, self.abstain)
+        table, offset = _table(self._params, design)
+        return make_backend(self.device, design.X).posterior(table, offset)
