@@ -129,6 +129,7 @@ def newton_polish(
         return theta
     idx = np.flatnonzero(active)
     X = design_matrix(problem)[:, idx]  # (U*k, |idx|)
+    R = _row_block_sum(problem.n_patterns, problem.k)
 
     def full(t: np.ndarray) -> float:
         f, _ = smooth(t)
@@ -142,9 +143,7 @@ def newton_polish(
         w = (problem.counts / problem.n_items)[:, None] * P  # (U, k)
         Xw = X.multiply(w.reshape(-1, 1)).tocsr()
         H = (X.T @ Xw).toarray()
-        G = np.asarray(
-            (Xw.T @ _row_block_sum(problem.n_patterns, problem.k)).T
-        )  # (U, |idx|): sum_l w_ul X_(u,l)
+        G = (Xw.T @ R).T.toarray()  # (U, |idx|): sum_l w_ul X_(u,l)
         H -= G.T @ (G / (problem.counts / problem.n_items)[:, None])
         H += 1e-12 * np.eye(H.shape[0])
         try:

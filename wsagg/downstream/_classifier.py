@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import warnings
 from collections.abc import Callable
@@ -265,7 +266,7 @@ class SoftLabelClassifier(ClassifierMixin, BaseEstimator):
             s_val = np.ones(X_val.shape[0])
             train_idx = np.arange(n)
         elif self.early_stopping:
-            n_val = int(math.ceil(self.validation_fraction * n))
+            n_val = math.ceil(self.validation_fraction * n)
             if n_val < 1 or n - n_val < 1:
                 raise ValueError(
                     f"early_stopping with validation_fraction={self.validation_fraction} leaves "
@@ -480,7 +481,7 @@ class SoftLabelClassifier(ClassifierMixin, BaseEstimator):
             return module.to(self._dtype)
         widths = [d] if self.model == "linear" else [d, *map(int, self.hidden_layer_sizes)]
         layers: list[torch.nn.Module] = []
-        for a, b in zip(widths[:-1], widths[1:], strict=True):
+        for a, b in itertools.pairwise(widths):
             layers += [_Linear(a, b, self._dtype, gen), torch.nn.ReLU()]
         layers.append(_Linear(widths[-1], k, self._dtype, gen))
         return torch.nn.Sequential(*layers)

@@ -88,5 +88,6 @@ def weighted_cross_entropy(
     class_weight: torch.Tensor,
     sample_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Class-weighted soft cross-entropy :math:`-\\sum_c w_c q_c \\log\\operatorname{softmax}(z)_c`."""
+    """Class-weighted soft cross-entropy
+    :math:`-\\sum_c w_c q_c \\log\\operatorname{softmax}(z)_c`."""
     return soft_cross_entropy(logits, targets, sample_weight, class_weight=class_weight)

@@ -1,0 +1,545 @@
+"""The Balsubramani-Freund adversarial log-loss aggregator (An & Dasgupta's multiclass form).
+
+**The game.** ``N`` target items with votes ``h_j(x_i)`` (``-1`` = abstain), ``k`` classes.
+A few labeled items give, for every source, a confidence interval on its accuracy (and for
+every class, on its frequency). The adversary picks any soft labeling ``z`` (rows on the
+simplex) of the target items whose statistics lie in those intervals — the polytope
+
+.. math::
+
+    P = \\{ z : \\mathrm{lo}_f \\le \\textstyle\\sum_i \\sum_l \\phi_f(x_i, l) z_{il}
+    \\le \\mathrm{hi}_f \\ \\forall f \\},
+
+e.g. ``phi_j(x, l) = 1[h_j(x) = l]`` (correct votes of source ``j``, bounds ``n_j [b_lo, b_hi]``)
+and ``phi_c(x, l) = 1[l = c]`` (class counts, bounds ``N [tau_lo, tau_hi]``). We predict
+
+.. math::
+
+    g^{bf} = \\arg\\min_g \\max_{z \\in P} -\\tfrac1N \\textstyle\\sum_i \\sum_l z_{il} \\log g_{il},
+
+and the value of the game ``V`` is the worst-case average log loss that ``g^bf`` guarantees
+whenever the true labeling lies in ``P`` (Balsubramani & Freund, COLT 2015 / NIPS 2015 /
+NIPS 2016; An & Dasgupta, "Convergence Behavior of an Adversarial Weak Supervision Method",
+UAI 2024).
+
+**The solution.** ``g^bf`` is the maximum-entropy labeling in ``P`` and ``V`` its mean
+entropy. By Lagrange duality (box constraints <-> weighted L1),
+
+.. math::
+
+    V = \\min_\\theta \\frac1N\\Big[\\sum_i \\log\\sum_l e^{\\theta^\\top\\phi(x_i, l)}
+        - \\theta^\\top s + e^\\top|\\theta|\\Big],
+    \\qquad g^{bf}_{il} = \\operatorname{softmax}_l\\, \\theta^{*\\top}\\phi(x_i, l),
+
+a multinomial logistic regression in the one-hot votes whose "labels" are replaced by the
+box centres ``s`` and whose L1 weights ``e`` are the box half-widths. The prediction is
+``softmax(gamma + sum of the weights of the sources that voted for each class)``; abstains
+drop out, and items on which every source abstains get ``softmax(gamma)``.
+See ``docs/adversarial.md`` for the derivation.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import softmax
+
+from wsagg._adversarial_constraints import (
+    FAMILIES,
+    DualProblem,
+    family_operator,
+    family_trials,
+    group_patterns,
+    min_widening_factor,
+    wilson_interval,
+)
+from wsagg.base import BaseAggregator
+from wsagg.labels import LabelMatrix, as_label_matrix, check_known_labels
+
+__all__ = ["AdversarialLogLoss"]
+
+_SOLVERS = ("scipy", "cvxpy", "torch")
+_DEGENERATE_T = 1.0 - 1e-7
+
+
+class AdversarialLogLoss(BaseAggregator):
+    """Balsubramani-Freund minimax log-loss aggregator with confidence-interval constraints.
+
+    Parameters
+    ----------
+    n_classes : int, optional
+        Number of classes ``k``; inferred from the votes (and ``y``) when ``None``.
+    constraints : {"accuracy", "class_accuracy", "confusion"}
+        Constraint family (see :mod:`wsagg._adversarial_constraints`): per-source accuracy
+        (the paper's), per-source per-class precision ``P(y = l | h_j = l)``, or the full
+        ``P(y = c | h_j = l')``.
+    class_frequency : bool
+        Also constrain the class frequencies (the paper does); gives the class bias
+        ``gamma``. Without it ``gamma = 0``.
+    confidence : float in [0, 1)
+        Level of the two-sided Wilson intervals (paper: 0.95). ``0`` gives equality
+        constraints at the labeled estimates (the "oracle" ``g*`` when the labeled items are
+        the target items).
+    box : {"symmetric", "wilson"}
+        ``"symmetric"`` (the authors' code): the box ``[p_hat - eps, p_hat + eps]`` with
+        ``eps = max(p_hat - lo, hi - p_hat)``, which contains the Wilson interval;
+        ``"wilson"``: the Wilson interval ``[lo, hi]`` itself.
+    polytope : {"unlabeled", "all"}
+        With ``fit(L, y)``: the adversary labels the items with ``y == -1`` (the paper's
+        protocol: labeled points only define the bounds) or all items of ``L``. With
+        ``L_labeled`` or user bounds the polytope is over all items of ``L``.
+    accuracy_bounds : array-like (m, 2) or (2,), optional
+        ``fit(L)`` without labels: per-source accuracy interval ``[lo, hi]`` (probabilities).
+        Only with ``constraints="accuracy"``.
+    class_freq_bounds : array-like (k, 2) or (2,), optional
+        ``fit(L)`` without labels: per-class frequency interval. ``None``: no class
+        constraints (``gamma = 0``).
+    on_infeasible : {"raise", "widen"}
+        What to do when the intervals admit no labeling (the polytope is empty, common with
+        few labels): raise a ``ValueError``, or multiply every half-width by
+        ``t* (1 + widen_margin)`` where ``t*`` is the least uniform widening factor that
+        makes the polytope non-empty (one LP); ``widening_factor_`` records the factor.
+    widen_margin : float
+        Relative margin added to ``t*`` when widening (keeps the polytope full-dimensional).
+    check_feasibility : bool
+        Run the feasibility LP before solving (cost: one LP in ``U k`` variables, ``U`` =
+        distinct vote patterns). When off, an empty polytope is still caught from the dual
+        (a negative dual objective certifies emptiness) but cannot be widened.
+    solver : {"scipy", "cvxpy", "torch"}
+        ``"scipy"``: L-BFGS-B on the split variable ``theta = theta+ - theta-`` plus Newton
+        polishing (fast, default); ``"cvxpy"``: exponential-cone reference; ``"torch"``:
+        the same L-BFGS-B driver with the pattern pass evaluated by torch on ``device``.
+    device : str
+        Torch device for ``solver="torch"`` (``"cpu"``, ``"cuda"``).
+    cvxpy_solver : str
+        cvxpy solver name (default ``"CLARABEL"``).
+    tol : float
+        Gradient tolerance of L-BFGS-B.
+    max_iter : int
+        Iteration cap of L-BFGS-B.
+    group_patterns : bool
+        Group items with the same vote pattern (exact; cost then depends on the number of
+        distinct patterns). ``False`` treats every item separately (for testing).
+    tie_break : {"first", "random"}
+        Tie policy of :meth:`predict`: ``"first"`` picks the lowest class index among the
+        classes within ``1e-12`` of the maximum; ``"random"`` picks uniformly among them,
+        seeded by ``random_state``. Items with no vote get ``softmax(gamma)`` and tie
+        whenever the fitted class bias does.
+    random_state : int, RandomState or None
+
+    Attributes
+    ----------
+    class_bias_ : ndarray (k,)
+        ``gamma``.
+    source_weights_ : ndarray
+        ``(m,)`` for ``"accuracy"``, ``(m, k)`` for ``"class_accuracy"`` (source, class),
+        ``(m, k, k)`` for ``"confusion"`` (source, vote, class).
+    weight_tensor_ : ndarray (m, k, k)
+        ``W[j, l', l]``: what a vote ``l'`` of source ``j`` adds to the score of class ``l``.
+    constraints_ : pandas.DataFrame
+        One row per constraint: kind, source, vote, class, estimate, lo, hi (probabilities,
+        after any widening), n_labeled (trials), n_target (scale), active, weight.
+    accuracy_bounds_ : ndarray (m, 2) or None
+        Per-source accuracy box (``constraints="accuracy"``).
+    class_freq_bounds_ : ndarray (k, 2) or None
+    game_value_ : float
+        Worst-case average log loss over the polytope = max mean entropy = dual optimum.
+    class_prior_ : ndarray (k,)
+        ``softmax(gamma)``, the prediction for items with no vote.
+    solver_status_ : str
+        ``"optimal"`` or ``"inaccurate"``.
+    n_iter_ : int
+    kkt_violation_ : float
+        Largest violation of the dual optimality conditions at the returned weights.
+    widening_factor_ : float
+        ``1.0`` unless ``on_infeasible="widen"`` widened the boxes.
+    feasibility_factor_ : float or None
+        ``t*`` from the feasibility LP (``<= 1``: the boxes admit a labeling).
+    n_patterns_ : int
+        Distinct vote patterns among the target items.
+    n_target_items_ : int
+        ``N``.
+    """
+
+    def __init__(
+        self,
+        n_classes: int | None = None,
+        *,
+        constraints: str = "accuracy",
+        class_frequency: bool = True,
+        confidence: float = 0.95,
+        box: str = "symmetric",
+        polytope: str = "unlabeled",
+        accuracy_bounds: Any = None,
+        class_freq_bounds: Any = None,
+        on_infeasible: str = "raise",
+        widen_margin: float = 0.05,
+        check_feasibility: bool = True,
+        solver: str = "scipy",
+        device: str = "cpu",
+        cvxpy_solver: str = "CLARABEL",
+        tol: float = 1e-10,
+        max_iter: int = 10_000,
+        group_patterns: bool = True,
+        tie_break: str = "first",
+        random_state: Any = None,
+    ) -> None:
+        self.n_classes = n_classes
+        self.constraints = constraints
+        self.class_frequency = class_frequency
+        self.confidence = confidence
+        self.box = box
+        self.polytope = polytope
+        self.accuracy_bounds = accuracy_bounds
+        self.class_freq_bounds = class_freq_bounds
+        self.on_infeasible = on_infeasible
+        self.widen_margin = widen_margin
+        self.check_feasibility = check_feasibility
+        self.solver = solver
+        self.device = device
+        self.cvxpy_solver = cvxpy_solver
+        self.tol = tol
+        self.max_iter = max_iter
+        self.group_patterns = group_patterns
+        self.tie_break = tie_break
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------------------------
+    def fit(
+        self, L: Any, y: Any = None, *, L_labeled: Any = None, y_labeled: Any = None
+    ) -> AdversarialLogLoss:
+        """Fit on label matrix ``L``.
+
+        Three ways to give the constraint information:
+
+        * ``fit(L, y)``: ``y`` holds class ids of the labeled items and ``-1`` elsewhere;
+          the labeled items define the intervals, the polytope is over ``polytope`` items;
+        * ``fit(L, L_labeled=..., y_labeled=...)``: a separate labeled set (same sources)
+          defines the intervals; the polytope is over all items of ``L`` (the paper's
+          protocol: labeled points from the validation split, predictions on train);
+        * ``fit(L)`` with ``accuracy_bounds`` (and optionally ``class_freq_bounds``).
+        """
+        self._check_params()
+        if L_labeled is not None or y_labeled is not None:
+            if L_labeled is None or y_labeled is None:
+                raise ValueError("Pass both L_labeled and y_labeled (or neither).")
+            if y is not None:
+                raise ValueError(
+                    "Give the labels either as y (aligned with L) or as L_labeled/y_labeled, "
+                    "not both."
+                )
+            k_hint = self.n_classes
+            if k_hint is None:
+                lm_a = as_label_matrix(L)
+                lm_b = as_label_matrix(L_labeled, y=np.asarray(y_labeled))
+                k_hint = max(lm_a.n_classes, lm_b.n_classes)
+            lm = as_label_matrix(L, n_classes=k_hint)
+            lm_lab = as_label_matrix(L_labeled, n_classes=k_hint)
+            if lm_lab.n_sources != lm.n_sources:
+                raise ValueError(
+                    f"L_labeled has {lm_lab.n_sources} sources but L has {lm.n_sources}; the "
+                    "labeled set must be voted on by the same sources, in the same order."
+                )
+            y_lab = check_known_labels(y_labeled, lm_lab)
+            if (y_lab < 0).any():
+                raise ValueError("y_labeled must hold a class for every labeled item (no -1).")
+            self.classes_ = lm.classes
+            self.n_classes_ = lm.n_classes
+            self.n_sources_ = lm.n_sources
+            self.source_names_ = lm.source_names
+            self._fit_sets(target=lm, labeled=lm_lab, y_lab=y_lab)
+            return self
+        lm, y_idx = self._validate_fit(L, y)
+        self._fit(lm, y_idx)
+        return self
+
+    def fit_predict_proba(self, L: Any, y: Any = None, **kwargs: Any) -> np.ndarray:
+        """``fit(L, y, ...)`` then ``predict_proba(L)``."""
+        self.fit(L, y, **kwargs)
+        return self.predict_proba(L)
+
+    def fit_predict(self, L: Any, y: Any = None, **kwargs: Any) -> np.ndarray:
+        """``fit(L, y, ...)`` then ``predict(L)``."""
+        proba = self.fit_predict_proba(L, y, **kwargs)
+        return self.classes_[self._argmax(proba)]
+
+    # ------------------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        if self.constraints not in FAMILIES:
+            raise ValueError(f"constraints must be one of {FAMILIES}; got {self.constraints!r}.")
+        if self.solver not in _SOLVERS:
+            raise ValueError(f"solver must be one of {_SOLVERS}; got {self.solver!r}.")
+        if not (0.0 <= float(self.confidence) < 1.0):
+            raise ValueError(
+                f"confidence must lie in [0, 1) (0 = equality constraints); got "
+                f"{self.confidence!r}."
+            )
+        if self.box not in ("symmetric", "wilson"):
+            raise ValueError(f"box must be 'symmetric' or 'wilson'; got {self.box!r}.")
+        if self.polytope not in ("unlabeled", "all"):
+            raise ValueError(f"polytope must be 'unlabeled' or 'all'; got {self.polytope!r}.")
+        if self.on_infeasible not in ("raise", "widen"):
+            raise ValueError(
+                f"on_infeasible must be 'raise' or 'widen'; got {self.on_infeasible!r}."
+            )
+        if not float(self.widen_margin) > 0:
+            raise ValueError(f"widen_margin must be > 0; got {self.widen_margin!r}.")
+
+    def _fit(self, lm: LabelMatrix, y: np.ndarray | None) -> None:
+        self._check_params()
+        if y is None or not (y >= 0).any():
+            if self.accuracy_bounds is None:
+                raise ValueError(
+                    "AdversarialLogLoss needs constraint information: pass y with the classes "
+                    "of some labeled items (-1 elsewhere), a labeled set via "
+                    "fit(L, L_labeled=..., y_labeled=...), or accuracy_bounds=[lo, hi] "
+                    "(and optionally class_freq_bounds) for fit(L)."
+                )
+            self._fit_sets(target=lm, labeled=None, y_lab=None)
+            return
+        if self.accuracy_bounds is not None or self.class_freq_bounds is not None:
+            raise ValueError(
+                "Give either labels y (bounds from Wilson intervals) or accuracy_bounds / "
+                "class_freq_bounds, not both."
+            )
+        known = y >= 0
+        labeled = lm.take_items(np.flatnonzero(known))
+        if self.polytope == "unlabeled":
+            if known.all():
+                raise ValueError(
+                    "Every item is labeled, so polytope='unlabeled' leaves no item for the "
+                    "adversary; use polytope='all' (e.g. for the g* oracle with confidence=0)."
+                )
+            target = lm.take_items(np.flatnonzero(~known))
+        else:
+            target = lm
+        self._fit_sets(target=target, labeled=labeled, y_lab=y[known])
+
+    # ------------------------------------------------------------------------------------
+    def _fit_sets(
+        self, target: LabelMatrix, labeled: LabelMatrix | None, y_lab: np.ndarray | None
+    ) -> None:
+        m, k = target.n_sources, target.n_classes
+        family = self.constraints
+        V = target.one_hot()
+        if self.group_patterns:
+            dense = None if target.has_repeats() else target.to_dense()
+            Vu, counts, _ = group_patterns(V, dense)
+        else:
+            Vu, counts = V, np.ones(target.n_items)
+        N = float(counts.sum())
+        B_full = family_operator(family, m, k)
+        scale_w = family_trials(family, np.asarray(V.sum(axis=0)).ravel(), m, k)
+
+        table = self._constraint_rows(family, m, k)
+        if labeled is not None:
+            Vl = labeled.one_hot()
+            Y = np.zeros((labeled.n_items, k))
+            Y[np.arange(labeled.n_items), y_lab] = 1.0
+            hits_w = B_full.T @ np.asarray(Vl.T @ Y).ravel()
+            trials_w = family_trials(family, np.asarray(Vl.sum(axis=0)).ravel(), m, k)
+            p_w = hits_w / np.where(trials_w > 0, trials_w, 1.0)
+            lo_w, hi_w = self._interval(hits_w, trials_w, p_w)
+            if self.class_frequency:
+                hits_c = Y.sum(axis=0)
+                trials_c = np.full(k, float(labeled.n_items))
+                p_c = hits_c / trials_c
+                lo_c, hi_c = self._interval(hits_c, trials_c, p_c)
+        else:
+            if family != "accuracy":
+                raise ValueError(
+                    "User-given bounds (accuracy_bounds) are only supported with "
+                    "constraints='accuracy'; for finer families pass labeled items."
+                )
+            lo_w, hi_w = _parse_bounds(self.accuracy_bounds, m, "accuracy_bounds")
+            trials_w = np.full(m, np.nan)
+            p_w = (lo_w + hi_w) / 2.0
+            if self.class_frequency and self.class_freq_bounds is not None:
+                lo_c, hi_c = _parse_bounds(self.class_freq_bounds, k, "class_freq_bounds")
+                trials_c = np.full(k, np.nan)
+                p_c = (lo_c + hi_c) / 2.0
+        has_bias = bool(
+            self.class_frequency and (labeled is not None or self.class_freq_bounds is not None)
+        )
+        active_w = (scale_w > 0) & ~(trials_w == 0)
+        s_parts, e_parts = [], []
+        if has_bias:
+            s_parts.append(N * (lo_c + hi_c) / 2.0)
+            e_parts.append(N * (hi_c - lo_c) / 2.0)
+        s_parts.append((scale_w * (lo_w + hi_w) / 2.0)[active_w])
+        e_parts.append((scale_w * (hi_w - lo_w) / 2.0)[active_w])
+        problem = DualProblem(
+            V=Vu,
+            counts=counts,
+            B=B_full[:, np.flatnonzero(active_w)].tocsr(),
+            s=np.concatenate(s_parts),
+            e=np.concatenate(e_parts),
+            k=k,
+            has_bias=has_bias,
+        )
+
+        widening, t_star = 1.0, None
+        if self.check_feasibility:
+            t_star, _ = min_widening_factor(problem)
+            if t_star > _DEGENERATE_T:
+                if self.on_infeasible == "raise" or not np.isfinite(t_star):
+                    how = (
+                        "no widening of the intervals helps (an equality constraint cannot "
+                        "be met)"
+                        if not np.isfinite(t_star)
+                        else f"the half-widths would need widening by a factor {t_star:.4g}"
+                    )
+                    raise ValueError(
+                        "The constraint polytope is empty (or has no interior): no labeling "
+                        "of the target items satisfies all the accuracy/class-frequency "
+                        f"intervals; {how}. This happens with few labeled items. Pass "
+                        "on_infeasible='widen', raise the confidence level, or use more "
+                        "labeled items."
+                    )
+                widening = float(max(t_star, 1.0) * (1.0 + self.widen_margin))
+                problem.e = problem.e * widening
+
+        result = self._solve(problem)
+        if result["objective"] < -1e-9:
+            raise ValueError(
+                "The adversarial dual is unbounded below (objective "
+                f"{result['objective']:.3g} < 0 certifies that the constraint polytope is "
+                "empty). Use check_feasibility=True with on_infeasible='widen', or more "
+                "labeled items."
+            )
+        theta = result["theta"]
+        if not np.all(np.isfinite(theta)):
+            raise RuntimeError(f"Solver {self.solver!r} returned non-finite weights.")
+        if result["status"] != "optimal" and self.solver != "cvxpy":
+            warnings.warn(
+                f"Solver {self.solver!r} stopped before full accuracy (KKT violation "
+                f"{result.get('kkt', float('nan')):.2g}; {result['message']}). Increase "
+                "max_iter or try solver='cvxpy'.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+        gamma = theta[:k] if has_bias else np.zeros(k)
+        tw = np.zeros(B_full.shape[1])
+        tw[active_w] = theta[k:] if has_bias else theta
+        W = (B_full @ tw).reshape(m, k, k)
+        self.class_bias_ = gamma
+        self.weight_tensor_ = W
+        self._W_flat = W.reshape(m * k, k)
+        if family == "accuracy":
+            self.source_weights_ = tw.copy()
+        elif family == "class_accuracy":
+            self.source_weights_ = tw.reshape(m, k)
+        else:
+            self.source_weights_ = tw.reshape(m, k, k)
+        self.class_prior_ = softmax(gamma)
+        self.game_value_ = float(result["objective"])
+        self.solver_status_ = result["status"]
+        self.n_iter_ = int(result["n_iter"])
+        self.kkt_violation_ = float(result.get("kkt", np.nan))
+        self.widening_factor_ = widening
+        self.feasibility_factor_ = t_star
+        self.n_patterns_ = problem.n_patterns
+        self.n_target_items_ = int(N)
+        self.dual_problem_ = problem
+
+        # bounds as probabilities after widening
+        half_w = (hi_w - lo_w) / 2.0 * widening
+        mid_w = (lo_w + hi_w) / 2.0
+        rows_w = table["weights"]
+        rows_w["estimate"] = p_w
+        rows_w["lo"] = mid_w - half_w
+        rows_w["hi"] = mid_w + half_w
+        rows_w["n_labeled"] = trials_w
+        rows_w["n_target"] = scale_w
+        rows_w["active"] = active_w
+        rows_w["weight"] = tw
+        frames = []
+        if has_bias:
+            half_c = (hi_c - lo_c) / 2.0 * widening
+            mid_c = (lo_c + hi_c) / 2.0
+            rows_c = table["classes"]
+            rows_c["estimate"] = p_c
+            rows_c["lo"] = mid_c - half_c
+            rows_c["hi"] = mid_c + half_c
+            rows_c["n_labeled"] = trials_c
+            rows_c["n_target"] = N
+            rows_c["active"] = True
+            rows_c["weight"] = gamma
+            frames.append(rows_c)
+            self.class_freq_bounds_ = np.column_stack([mid_c - half_c, mid_c + half_c])
+        else:
+            self.class_freq_bounds_ = None
+        frames.append(rows_w)
+        self.constraints_ = pd.concat(frames, ignore_index=True)
+        self.accuracy_bounds_ = (
+            np.column_stack([mid_w - half_w, mid_w + half_w]) if family == "accuracy" else None
+        )
+
+    def _interval(
+        self, hits: np.ndarray, trials: np.ndarray, p_hat: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = wilson_interval(hits, trials, float(self.confidence))
+        if self.box == "symmetric":
+            eps = np.maximum(p_hat - lo, hi - p_hat)
+            return p_hat - eps, p_hat + eps
+        return lo, hi
+
+    @staticmethod
+    def _constraint_rows(family: str, m: int, k: int) -> dict[str, pd.DataFrame]:
+        if family == "accuracy":
+            w = pd.DataFrame({"source": np.arange(m), "vote": -1, "class": -1})
+        elif family == "class_accuracy":
+            j, l = np.meshgrid(np.arange(m), np.arange(k), indexing="ij")
+            w = pd.DataFrame({"source": j.ravel(), "vote": l.ravel(), "class": l.ravel()})
+        else:
+            j, lp, l = np.meshgrid(np.arange(m), np.arange(k), np.arange(k), indexing="ij")
+            w = pd.DataFrame({"source": j.ravel(), "vote": lp.ravel(), "class": l.ravel()})
+        w.insert(0, "kind", family)
+        c = pd.DataFrame({"kind": "class_frequency", "source": -1, "vote": -1,
+                          "class": np.arange(k)})
+        return {"weights": w, "classes": c}
+
+    def _solve(self, problem: DualProblem) -> dict:
+        if problem.dim == 0:
+            return {"theta": np.zeros(0), "objective": problem.objective(np.zeros(0)),
+                    "status": "optimal", "n_iter": 0, "message": "no constraints", "kkt": 0.0}
+        if self.solver == "cvxpy":
+            from wsagg._adversarial_cvxpy import solve_cvxpy
+
+            return solve_cvxpy(problem, solver=self.cvxpy_solver)
+        if self.solver == "torch":
+            from wsagg._adversarial_torch import solve_torch
+
+            return solve_torch(problem, device=self.device, tol=self.tol, max_iter=self.max_iter)
+        from wsagg._adversarial_scipy import solve_lbfgsb
+
+        return solve_lbfgsb(problem, tol=self.tol, max_iter=self.max_iter)
+
+    # ------------------------------------------------------------------------------------
+    def decision_function(self, L: Any) -> np.ndarray:
+        """Scores ``gamma_l + sum_j W[j, h_j(x), l]`` (the softmax logits), shape ``(n, k)``."""
+        lm = self._validate_predict(L)
+        return self._scores(lm)
+
+    def _scores(self, lm: LabelMatrix) -> np.ndarray:
+        return np.asarray(lm.one_hot() @ self._W_flat) + self.class_bias_
+
+    def _predict_proba(self, lm: LabelMatrix) -> np.ndarray:
+        return softmax(self._scores(lm), axis=1)
+
+
+def _parse_bounds(bounds: Any, size: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    arr = np.asarray(bounds, dtype=np.float64)
+    if arr.shape == (2,):
+        arr = np.broadcast_to(arr, (size, 2))
+    if arr.shape != (size, 2):
+        raise ValueError(f"{name} must have shape ({size}, 2) or (2,) as [lo, hi]; got {arr.shape}.")
+    if not np.all(np.isfinite(arr)) or (arr[:, 0] > arr[:, 1]).any():
+        raise ValueError(f"{name} must be finite with lo <= hi in every row.")
+    if (arr < 0).any() or (arr > 1).any():
+        raise ValueError(f"{name} are probabilities and must lie in [0, 1].")
+    return arr[:, 0].copy(), arr[:, 1].copy()
