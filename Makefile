@@ -1,7 +1,7 @@
 # Two commands on a fresh machine:
 #   make demo   -> installs wsagg into .venv and aggregates the embedded dataset
 #   make test   -> installs the dev tools (CPU torch, cvxpy, pytest, hypothesis, ruff) and runs
-#                  ruff + the whole test suite
+#                  ruff, the strict docs build and the whole test suite
 # Override the torch build, e.g. for CUDA:  make test TORCH_SPEC="torch==2.13.0" PIP_EXTRA="--index-url ..."
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,7 +10,7 @@ PIP_EXTRA ?=
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test lint bench-smoke clean
+.PHONY: demo test lint docs clean
 
 $(VENV)/.core: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,11 @@ demo: $(VENV)/.core
 
 test: $(VENV)/.dev
 	$(VENV)/bin/ruff check wsagg tests benchmarks
+	$(VENV)/bin/mkdocs build --strict --quiet
 	$(PY) -m pytest
+
+docs: $(VENV)/.dev
+	$(VENV)/bin/mkdocs build --strict
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check wsagg tests benchmarks

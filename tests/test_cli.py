@@ -136,3 +136,16 @@ def test_console_script_help_and_exit_codes(tmp_path):
                          check=False)
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0 and "does not exist" in res.stderr
+
+
+def test_demo_prints_majority_accuracy(capsys):
+    from wsagg.datasets import load_demo
+    from wsagg.metrics import accuracy
+
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    data = load_demo("train")
+    expected = accuracy(data.y, np.asarray(
+        __import__("wsagg").MajorityVote().fit_predict_proba(data.L)))
+    assert f"accuracy {expected:.4f} against gold on 1686 items" in out
+    assert "1686 items, 10 labeling functions" in out

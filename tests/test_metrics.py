@@ -76,3 +76,12 @@ def test_bad_proba(p, match):
 def test_bad_gold():
     with pytest.raises(ValueError, match="-1 \\(no gold\\)"):
         metrics.accuracy(np.array([0, -3]), np.array([0, 0]))
+
+
+def test_expected_tie_accuracy():
+    y = np.array([0, 1, 1])
+    p = np.array([[0.5, 0.5], [0.5, 0.5], [0.2, 0.8]])
+    assert metrics.accuracy(y, p) == pytest.approx(2 / 3)  # first: both ties -> class 0
+    assert metrics.accuracy(y, p, ties="expected") == pytest.approx((0.5 + 0.5 + 1) / 3)
+    with pytest.raises(ValueError, match="ties must be"):
+        metrics.accuracy(y, p, ties="random")

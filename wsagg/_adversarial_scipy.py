@@ -33,6 +33,14 @@ from wsagg._adversarial_constraints import DualProblem
 
 __all__ = ["newton_polish", "solve_lbfgsb"]
 
+
+class _EmptyPolytope(Exception):
+    """Raised inside the objective when an iterate certifies that the polytope is empty."""
+
+    def __init__(self, theta: np.ndarray, value: float) -> None:
+        super().__init__(value)
+        self.theta, self.value = theta, value
+
 Oracle = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
 
@@ -66,6 +74,10 @@ def solve_lbfgsb(
         theta = unpack(x)
         f, g = smooth(theta)
         val = f + float(e[pen] @ (x[:d][pen] + x[d:]))
+        if val < -1e-6:
+            # weak duality: F(theta) >= max entropy >= 0 whenever the polytope is non-empty,
+            # so a negative value proves it empty (the dual is unbounded below): stop now.
+            raise _EmptyPolytope(theta, val)
         gx = np.empty_like(x)
         gx[:d] = g
         gx[:d][pen] += e[pen]
@@ -79,14 +91,24 @@ def solve_lbfgsb(
     bounds = [(None, None) if free[i] else (0.0, None) for i in range(d)] + [
         (0.0, None)
     ] * pen.shape[0]
-    res = minimize(
-        fun,
-        x0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={"maxiter": max_iter, "maxcor": 30, "ftol": 1e-16, "gtol": tol, "maxls": 50},
-    )
+    try:
+        res = minimize(
+            fun,
+            x0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": max_iter, "maxcor": 30, "ftol": 1e-16, "gtol": tol, "maxls": 50},
+        )
+    except _EmptyPolytope as stop:
+        return {
+            "theta": stop.theta,
+            "objective": stop.value,
+            "status": "infeasible",
+            "n_iter": -1,
+            "message": "dual objective < 0: the constraint polytope is empty",
+            "kkt": float("nan"),
+        }
     theta = unpack(res.x)
     n_iter = int(res.nit)
     if polish:

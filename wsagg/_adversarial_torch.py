@@ -20,17 +20,22 @@ __all__ = ["make_torch_oracle", "solve_torch"]
 
 
 def _csr_to_torch(M, device):
+    import warnings
+
     import torch
 
     M = M.tocsr()
-    return torch.sparse_csr_tensor(
-        torch.from_numpy(M.indptr.astype(np.int64)),
-        torch.from_numpy(M.indices.astype(np.int64)),
-        torch.from_numpy(M.data.astype(np.float64)),
-        size=M.shape,
-        dtype=torch.float64,
-        device=device,
-    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(M.indptr.astype(np.int64)),
+            torch.from_numpy(M.indices.astype(np.int64)),
+            torch.from_numpy(M.data.astype(np.float64)),
+            size=M.shape,
+            dtype=torch.float64,
+            device=device,
+            check_invariants=False,
+        )
 
 
 def make_torch_oracle(problem: DualProblem, device: str = "cpu"):

@@ -44,8 +44,7 @@ class TorchBackend:
             self.device = torch.device(device)
         except (RuntimeError, TypeError) as err:
             raise ValueError(
-                f"device must be 'numpy' or a torch device such as 'cpu' or 'cuda'; got "
-                f"{device!r}."
+                f"device must be 'numpy' or a torch device such as 'cpu' or 'cuda'; got {device!r}."
             ) from err
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(

@@ -22,6 +22,8 @@ Fitted attributes end with an underscore: ``classes_``, ``n_classes_``, ``n_sour
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -96,12 +98,20 @@ class BaseAggregator(BaseEstimator):
     # -- public API ------------------------------------------------------------------
     def fit(self, L: Any, y: Any = None) -> BaseAggregator:
         """Fit the aggregator on label matrix ``L`` (with optional known labels ``y``)."""
+        if _is_partitioned(L):  # Dask collection / partition files: map-reduce fit
+            from wsagg import distributed
+
+            return distributed.fit(self, L, y)
         lm, y_idx = self._validate_fit(L, y)
         self._fit(lm, y_idx)
         return self
 
     def predict_proba(self, L: Any) -> np.ndarray:
         """Posterior class probabilities ``(n, k)`` for the items of ``L``."""
+        if _is_partitioned(L):  # a Dask array gives a Dask array (map_blocks)
+            from wsagg import distributed
+
+            return distributed.predict_proba(self, L)
         lm = self._validate_predict(L)
         return self._predict_proba(lm)
 
@@ -140,6 +150,25 @@ def _is_long(L: Any) -> bool:
 
     return isinstance(L, pd.DataFrame) or (
         isinstance(L, tuple) and len(L) == 3 and not sp.issparse(L)
+    )
+
+
+def _is_partitioned(L: Any) -> bool:
+    """Votes that live in partitions (``wsagg.distributed``): a Dask collection (checked only
+    when dask is already imported, so ``import wsagg`` stays light), a
+    ``VotePartitions``, or a list of ``.npz`` / ``.parquet`` partition files."""
+    if getattr(type(L), "__wsagg_partitions__", False):
+        return True
+    dask = sys.modules.get("dask")
+    if dask is not None and dask.is_dask_collection(L):
+        return True
+    return (
+        isinstance(L, list | tuple)
+        and len(L) > 0
+        and all(
+            isinstance(p, str | os.PathLike) and str(p).endswith((".npz", ".parquet", ".pq"))
+            for p in L
+        )
     )
 
 

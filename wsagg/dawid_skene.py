@@ -118,9 +118,7 @@ def _design(lm: LabelMatrix, abstain: str) -> _Design:
     repeats = bool(V.data.max() > 1) or bool(np.any(~starts[1:] & (src[1:] == src[:-1])))
     if not repeats:
         return _Design(V, lm.n_sources, lm.n_classes, False)
-    P = sp.csr_matrix(
-        (np.ones(V.nnz), src, V.indptr.copy()), shape=(lm.n_items, lm.n_sources)
-    )
+    P = sp.csr_matrix((np.ones(V.nnz), src, V.indptr.copy()), shape=(lm.n_items, lm.n_sources))
     P.sum_duplicates()
     P.data[:] = 1.0  # presence: voted at least once
     return _Design(sp.hstack([V, P], format="csr"), lm.n_sources, lm.n_classes, True)
@@ -219,11 +217,26 @@ def _initial_posterior(lm: LabelMatrix, known: np.ndarray | None) -> np.ndarray:
     return q
 
 
+def _resolve_abstain(abstain: str, lm: LabelMatrix) -> str:
+    """``"auto"``: ``"model"`` for mostly-unipolar sources (labeling functions) with abstains."""
+    if abstain != "auto":
+        return abstain
+    counts = np.bincount(
+        lm.source * lm.n_classes + lm.label, minlength=lm.n_sources * lm.n_classes
+    ).reshape(lm.n_sources, lm.n_classes)
+    tot = counts.sum(axis=1)
+    active = tot >= 5
+    if not active.any() or lm.n_votes >= lm.n_items * lm.n_sources:
+        return "ignore"
+    unipolar = counts[active].max(axis=1) >= 0.99 * tot[active]
+    return "model" if unipolar.mean() >= 0.5 else "ignore"
+
+
 # ----------------------------------------------------------------------------------------
 # the estimator
 # ----------------------------------------------------------------------------------------
 
-_ABSTAIN = ("ignore", "model")
+_ABSTAIN = ("auto", "ignore", "model")
 _MODELS = ("full", "one-coin")
 _INITS = ("majority",)
 
@@ -239,10 +252,12 @@ class DawidSkene(BaseAggregator):
     ----------
     n_classes : int, optional
         Number of classes ``k``; inferred from the votes (and ``y``) when ``None``.
-    abstain : {"ignore", "model"}, default="ignore"
+    abstain : {"auto", "ignore", "model"}, default="auto"
         ``"ignore"``: abstains are missing at random (crowd data). ``"model"``: whether a
         source votes is a class-dependent observation (labeling functions, which are
-        mostly unipolar). See Notes.
+        mostly unipolar). ``"auto"``: ``"model"`` when at least half of the sources with
+        5 or more votes are unipolar (99% of their votes on one class) and some pair
+        (item, source) is an abstain, else ``"ignore"``; the choice is in ``abstain_``.
     model : {"full", "one-coin"}, default="full"
         ``"full"``: a ``k x k`` confusion matrix per source. ``"one-coin"``: one accuracy
         ``a_j`` per source, errors spread uniformly, ``Theta_j = a_j I + (1-a_j)/(k-1)
@@ -287,6 +302,8 @@ class DawidSkene(BaseAggregator):
     n_classes_ : int
     n_sources_ : int
     source_names_ : ndarray of shape (m,)
+    abstain_ : {"ignore", "model"}
+        The abstain mode used (``abstain`` with ``"auto"`` resolved).
     confusion_ : ndarray of shape (m, k, k) or (m, k, k+1)
         ``confusion_[j, c, l] = P(source j votes l | class c)``; under ``abstain="model"``
         the last column is the probability of abstaining and rows sum to 1 over ``k+1``
@@ -327,7 +344,7 @@ class DawidSkene(BaseAggregator):
         self,
         n_classes: int | None = None,
         *,
-        abstain: str = "ignore",
+        abstain: str = "auto",
         model: str = "full",
         smoothing: float = 0.01,
         diagonal_smoothing: float = 1.0,
@@ -369,7 +386,9 @@ class DawidSkene(BaseAggregator):
             )
 
         if self.abstain not in _ABSTAIN:
-            raise bad("abstain", "one of 'ignore' (crowd data) or 'model' (labeling functions)")
+            raise bad(
+                "abstain", "one of 'auto', 'ignore' (crowd data) or 'model' (labeling functions)"
+            )
         if self.model not in _MODELS:
             raise bad("model", "one of 'full' or 'one-coin'")
         if self.init not in _INITS:
@@ -415,6 +434,8 @@ class DawidSkene(BaseAggregator):
                 "absent entries sparse)."
             )
         known = None if y is None or not (y >= 0).any() else y
+        self.abstain_ = _resolve_abstain(self.abstain, lm)
+        hp["abstain"] = self.abstain_
         silent = np.flatnonzero(np.bincount(lm.source, minlength=lm.n_sources) == 0)
         if silent.size:
             warnings.warn(
@@ -424,7 +445,7 @@ class DawidSkene(BaseAggregator):
                 UserWarning,
                 stacklevel=3,
             )
-        design = _design(lm, self.abstain)
+        design = _design(lm, self.abstain_)
         backend = make_backend(self.device, design.X, known)
         q0 = _initial_posterior(lm, known)
         rng = check_random_state(self.random_state)
@@ -456,9 +477,7 @@ class DawidSkene(BaseAggregator):
         conf = np.exp(params.log_conf)
         if params.log_vote is not None:
             vote = np.exp(params.log_vote)
-            conf = np.concatenate(
-                [conf * vote[:, :, None], (1.0 - vote)[:, :, None]], axis=2
-            )
+            conf = np.concatenate([conf * vote[:, :, None], (1.0 - vote)[:, :, None]], axis=2)
         self.confusion_ = conf
         if not converged and self.max_iter > 0:
             warnings.warn(
@@ -483,7 +502,7 @@ class DawidSkene(BaseAggregator):
         threshold = self.tol * backend.n
         converged = False
         n_iter = 0
-        for n_iter in range(1, self.max_iter + 1):  # noqa: B007 - n_iter used after loop
+        for n_iter in range(1, self.max_iter + 1):
             params = _m_step(stats, q_sum, design, hp)
             table, offset = _table(params, design)
             loglik, stats, q_sum = backend.e_step(table, offset)
@@ -502,9 +521,7 @@ class DawidSkene(BaseAggregator):
         tot = counts.sum(axis=1, keepdims=True)
         covered = tot[:, 0] > 0
         mv_share = (counts[covered] / tot[covered]).mean(axis=0)
-        collapsed = np.flatnonzero(
-            (mv_share >= 0.01) & (self.class_prior_ < 0.1 * mv_share)
-        )
+        collapsed = np.flatnonzero((mv_share >= 0.01) & (self.class_prior_ < 0.1 * mv_share))
         if collapsed.size:
             c = collapsed[0]
             warnings.warn(
@@ -520,6 +537,6 @@ class DawidSkene(BaseAggregator):
 
     # -- prediction ----------------------------------------------------------------------
     def _predict_proba(self, lm: LabelMatrix) -> np.ndarray:
-        design = _design(lm, self.abstain)
+        design = _design(lm, self.abstain_)
         table, offset = _table(self._params, design)
         return make_backend(self.device, design.X).posterior(table, offset)

@@ -70,12 +70,25 @@ def _hard(pred: Any, n: int) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def accuracy(y_true: Any, pred: Any) -> float:
-    """Accuracy on gold items; an abstained prediction (``-1``) counts as wrong."""
+def accuracy(y_true: Any, pred: Any, ties: str = "first") -> float:
+    """Accuracy on gold items; an abstained prediction (``-1``) counts as wrong.
+
+    With probabilities, ``ties="first"`` scores the argmax (ties to the lowest class index,
+    the aggregators' default ``predict``); ``ties="expected"`` scores each item by the
+    accuracy expected under a uniformly random tie-break among its most probable classes
+    (the convention of the shared data MANIFEST's "MV acc").
+    """
+    if ties not in ("first", "expected"):
+        raise ValueError(f"ties must be 'first' or 'expected'; got {ties!r}.")
     y, has = _gold(y_true)
-    p = _hard(pred, y.shape[0])
     if not has.any():
         return float("nan")
+    if ties == "expected" and np.asarray(pred).ndim == 2:
+        proba = _check_proba(pred, y.shape[0])[has]
+        top = proba >= proba.max(axis=1, keepdims=True) - 1e-12
+        hit = top[np.arange(top.shape[0]), y[has]]
+        return float(np.mean(hit / top.sum(axis=1)))
+    p = _hard(pred, y.shape[0])
     return float(skm.accuracy_score(y[has], p[has]))
 
 

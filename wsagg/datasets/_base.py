@@ -163,8 +163,8 @@ class Dataset:
         gold = self.has_gold
         counts = np.bincount(self.y[gold], minlength=self.n_classes)
         n, m = self.n_items, self.n_sources
-        pairs = self.L.item * m + self.L.source
-        n_dup_pairs = int(np.sum(np.bincount(pairs, minlength=n * m) > 1)) if n * m else 0
+        _, pair_counts = np.unique(self.L.item * m + self.L.source, return_counts=True)
+        n_dup_pairs = int(np.sum(pair_counts > 1))
         return {
             "dataset": self.name,
             "split": self.split,
@@ -252,8 +252,9 @@ def encode_gold(
     if (idx < 0).any():
         bad = values[~missing][idx < 0][0]
         raise ValueError(
-            f"{what}: gold value {bad!r} is not one of the classes {list(classes)}. Fix the "
-            "file, or pass classes=[...] listing every class."
+            f"{what}: gold value {bad!r} is not one of the classes "
+            f"{np.asarray(classes).tolist()}. Fix the file, or pass classes=[...] listing "
+            "every class."
         )
     out[~missing] = idx
     return out
@@ -285,7 +286,7 @@ def dataset_from_triples(
     cls = np.asarray(list(classes))
     if cls.shape[0] < 2:
         raise ValueError(
-            f"{what}: only {cls.shape[0]} distinct class value(s) {list(cls)} found; pass "
+            f"{what}: only {cls.shape[0]} distinct class value(s) {cls.tolist()} found; pass "
             "classes=[...] listing every class (at least 2)."
         )
     idx = pd.Index(cls)
@@ -294,7 +295,7 @@ def dataset_from_triples(
     if (codes[present] < 0).any():
         bad = labels[present][codes[present] < 0][0]
         raise ValueError(
-            f"{what}: label {bad!r} is not one of the classes {list(cls)}. Pass classes=[...] "
+            f"{what}: label {bad!r} is not one of the classes {cls.tolist()}. Pass classes=[...] "
             "including it, or fix the file."
         )
     codes = np.where(present, codes, np.nan)
@@ -312,6 +313,12 @@ def dataset_from_triples(
         gold_codes = encode_gold(gold_labels, cls, what)
         pos = pd.Index(lm.item_ids).get_indexer(gold_items)
         new = pos < 0
+        if new.all() and gold_items.shape[0] > 0:
+            raise ValueError(
+                f"{what}: none of the {gold_items.shape[0]} gold items (e.g. {gold_items[0]!r}) "
+                f"is among the answered items (e.g. {lm.item_ids[0]!r}). Check the truth "
+                "file's item column (truth_item_col=) and that ids are written the same way."
+            )
         if new.any():  # gold-only items: appended, with no votes
             extra = gold_items[new]
             lm = dataclasses.replace(
@@ -377,9 +384,12 @@ def dataset_from_dense(
                 f"{what}: gold has {y_arr.shape[0]} entries but the label matrix has {n} rows."
             )
     vote_mask = L_arr != abstain_value
-    y_known = np.ones(0, dtype=bool) if y_arr is None else y_arr != y_unknown_value
-    if y_unknown_value is None and y_arr is not None:
+    if y_arr is None:
+        y_known = np.zeros(0, dtype=bool)
+    else:  # gold is unknown where it equals y_unknown_value (if given) or is NaN
         y_known = ~np.isnan(y_arr) if y_arr.dtype.kind == "f" else np.ones(n, dtype=bool)
+        if y_unknown_value is not None:
+            y_known &= y_arr != y_unknown_value
     if class_values is None:
         pool = L_arr[vote_mask]
         if y_arr is not None:
@@ -393,12 +403,13 @@ def dataset_from_dense(
         cv = np.asarray(list(class_values))
     if cv.shape[0] < 2:
         raise ValueError(
-            f"{what}: only {cv.shape[0]} class value(s) {list(cv)} found; pass "
+            f"{what}: only {cv.shape[0]} class value(s) {cv.tolist()} found; pass "
             "class_values=[...] listing every class (at least 2)."
         )
     if np.any(cv == abstain_value):
         raise ValueError(
-            f"{what}: abstain_value={abstain_value!r} is also listed as a class value {list(cv)}."
+            f"{what}: abstain_value={abstain_value!r} is also listed as a class value "
+            f"{cv.tolist()}."
         )
     order = np.argsort(cv, kind="stable")
     sorted_cv = cv[order]
@@ -470,7 +481,9 @@ def _numeric_matrix(arr: Any, what: str, abstain_value: Any) -> np.ndarray:
         finite = a[np.isfinite(a)]
         if np.any(finite != np.round(finite)):
             bad = finite[finite != np.round(finite)][0]
-            raise ValueError(f"{what}: non-integer value {bad!r}; class ids must be whole numbers.")
+            raise ValueError(
+                f"{what}: non-integer value {float(bad)!r}; class ids must be whole numbers."
+            )
         if abstain_value is not None and np.isnan(a).any():
             raise ValueError(
                 f"{what}: contains NaN; encode abstains as {abstain_value!r} in the file."

@@ -2,7 +2,7 @@
 
 ``wsagg/datasets/data/youtube_wrench.npz`` holds, for each split ``train`` / ``valid`` /
 ``test``: ``L_<split>`` (int8, items x 10 LFs, ``-1`` = abstain), ``y_<split>`` (int8 gold,
-0 = HAM, 1 = SPAM) and ``ids_<split>`` (the WRENCH item ids), plus ``lf_names``,
+0 = HAM, 1 = SPAM) and ``ids_<split>`` (the WRENCH item ids, strings), plus ``lf_names``,
 ``class_names`` and ``labeled_train`` (WRENCH's ``labeled_ids`` subset of train). Source and
 licenses: ``wsagg/datasets/data/SOURCE.md``. It was written by :func:`write_demo_npz` from
 the shared ``wrench_youtube`` folder.
@@ -52,7 +52,7 @@ def load_demo(split: str = "train") -> Dataset:
         y_unknown_value=-1,
         name="youtube (embedded demo)",
         split=split,
-        item_ids=ids.astype(object),
+        item_ids=ids.astype(object),  # WRENCH ids, as strings
         metadata=meta,
         what="embedded demo dataset",
     )
@@ -67,7 +67,7 @@ def write_demo_npz(wrench_youtube_dir: str | Path, out: str | Path) -> None:
         ds = load_wrench(wrench_youtube_dir, split, texts=False)
         arrays[f"L_{split}"] = ds.dense().astype(np.int8)
         arrays[f"y_{split}"] = ds.y.astype(np.int8)
-        arrays[f"ids_{split}"] = ds.item_ids.astype(np.int64)
+        arrays[f"ids_{split}"] = np.asarray(ds.item_ids, dtype=str)
         if split == "train":
             arrays["labeled_train"] = ds.metadata["labeled"].astype(np.int8)
             arrays["lf_names"] = np.asarray(ds.source_names, dtype=str)

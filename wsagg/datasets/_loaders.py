@@ -89,7 +89,9 @@ def load_wrench(
     """
     directory = check_file(directory, "WRENCH directory")
     if not directory.is_dir():
-        raise NotADirectoryError(f"WRENCH loader needs a directory of <split>.json files: {directory}")
+        raise NotADirectoryError(
+            f"The WRENCH loader needs a directory of <split>.json files: {directory}"
+        )
     split_file = directory / f"{split}.json"
     if not split_file.is_file():
         available = sorted(
@@ -343,14 +345,19 @@ def load_crowd_triples(
                 "Check sep=."
             )
         tic = truth_item_col
-        if tic is None:
-            tic = ic if ic in tf.columns else tf.columns[0]
+        if tic is None:  # same column name as in the answers file, else the first column
+            tic = ic if th and ic in tf.columns else tf.columns[0]
         ttc = truth_col
         if ttc is None:
             try:
                 ttc = _pick(tf, None, _TRUTH_ALIASES, "truth", truth)
             except ValueError:
                 ttc = tf.columns[1]
+        if ttc == tic:
+            raise ValueError(
+                f"{truth}: the truth item column and the truth column are both {tic!r}; pass "
+                "truth_item_col= and truth_col=."
+            )
         for c, w in ((tic, "truth_item"), (ttc, "truth")):
             if c not in tf.columns:
                 raise ValueError(
@@ -387,6 +394,7 @@ def load_label_matrix_npz(
     abstain_value: Any = -1,
     class_values: Sequence[Any] | None = None,
     class_names: Sequence[str] | None = None,
+    y_unknown_value: Any = None,
     source_names: Sequence[str] | None = None,
     name: str | None = None,
     split: str = "all",
@@ -406,6 +414,10 @@ def load_label_matrix_npz(
         (FlyingSquid). Default: ``0..max`` when ``abstain_value=-1`` and values are
         non-negative, else the sorted distinct non-abstain values of ``L`` and gold.
         Give it explicitly when loading several splits, so they share one class order.
+    class_names : list of str, optional
+        Readable names in class-index order (default: the class values as strings).
+    y_unknown_value : scalar, optional
+        Raw gold value meaning *no gold* (e.g. ``-1``); NaN gold is always unknown.
     """
     path = check_file(path, "npz file")
     with np.load(path, allow_pickle=False) as z:
@@ -425,6 +437,7 @@ def load_label_matrix_npz(
         abstain_value=abstain_value,
         class_values=class_values,
         class_names=class_names,
+        y_unknown_value=y_unknown_value,
         source_names=source_names,
         name=name or path.stem,
         split=split,
@@ -440,6 +453,7 @@ def load_label_matrix_npy(
     abstain_value: Any = -1,
     class_values: Sequence[Any] | None = None,
     class_names: Sequence[str] | None = None,
+    y_unknown_value: Any = None,
     source_names: Sequence[str] | None = None,
     name: str | None = None,
     split: str = "all",
@@ -460,6 +474,7 @@ def load_label_matrix_npy(
         abstain_value=abstain_value,
         class_values=class_values,
         class_names=class_names,
+        y_unknown_value=y_unknown_value,
         source_names=source_names,
         name=name or L_path.stem,
         split=split,
@@ -476,6 +491,7 @@ def load_label_matrix_mat(
     abstain_value: Any = -1,
     class_values: Sequence[Any] | None = None,
     class_names: Sequence[str] | None = None,
+    y_unknown_value: Any = None,
     source_names: Sequence[str] | None = None,
     name: str | None = None,
     split: str = "all",
@@ -490,7 +506,7 @@ def load_label_matrix_mat(
     path = check_file(path, ".mat file")
     try:
         mat = loadmat(path)
-    except (ValueError, NotImplementedError) as err:
+    except (ValueError, NotImplementedError, IndexError, TypeError, OSError) as err:
         raise ValueError(
             f"{path} could not be read by scipy.io.loadmat ({err}); MATLAB v7.3 (HDF5) files "
             "need h5py."
@@ -509,6 +525,7 @@ def load_label_matrix_mat(
         abstain_value=abstain_value,
         class_values=class_values,
         class_names=class_names,
+        y_unknown_value=y_unknown_value,
         source_names=source_names,
         name=name or path.stem,
         split=split,
@@ -526,6 +543,7 @@ def load_label_matrix_csv(
     abstain_value: Any = -1,
     class_values: Sequence[Any] | None = None,
     class_names: Sequence[str] | None = None,
+    y_unknown_value: Any = None,
     sep: str | None = None,
     name: str | None = None,
     split: str = "all",
@@ -556,7 +574,9 @@ def load_label_matrix_csv(
         cols = list(source_cols)
         missing = [c for c in cols if c not in df.columns]
         if missing:
-            raise ValueError(f"{path}: LF columns {missing} not found; columns are {list(df.columns)}.")
+            raise ValueError(
+                f"{path}: LF columns {missing} not found; columns are {list(df.columns)}."
+            )
     for c, w in ((label_col, "label_col"), (text_col, "text_col")):
         if c is not None and c not in df.columns:
             raise ValueError(f"{path}: no {w} column {c!r}; columns are {list(df.columns)}.")
@@ -568,6 +588,7 @@ def load_label_matrix_csv(
         abstain_value=abstain_value,
         class_values=class_values,
         class_names=class_names,
+        y_unknown_value=y_unknown_value,
         source_names=[str(c) for c in cols],
         name=name or path.stem,
         split=split,
@@ -592,7 +613,7 @@ def _load_yaml(path: Path) -> Any:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with open(path, encoding="utf-8") as fh:
         try:
-            return yaml.load(fh, Loader=loader)  # noqa: S506 - a safe loader
+            return yaml.load(fh, Loader=loader)  # a safe loader (CSafeLoader / SafeLoader)
         except yaml.YAMLError as err:
             raise ValueError(f"{path} is not valid YAML: {err}") from err
 

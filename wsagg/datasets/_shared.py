@@ -386,7 +386,9 @@ def load_shared(
         return entry.load(home, split, name, **kwargs)
     except TypeError as err:
         if "unexpected keyword" in str(err):
-            raise TypeError(f"load_shared({name!r}) does not accept {sorted(kwargs)}: {err}") from err
+            raise TypeError(
+                f"load_shared({name!r}) does not accept {sorted(kwargs)}: {err}"
+            ) from err
         raise
 
 

@@ -83,7 +83,9 @@ def make_dawid_skene(
             prior = (np.arange(1, k + 1, dtype=float)) ** (-float(zipf_exponent))
             prior /= prior.sum()
         else:
-            raise ValueError(f"class_prior must be 'uniform', 'zipf' or an array; got {class_prior!r}.")
+            raise ValueError(
+                f"class_prior must be 'uniform', 'zipf' or an array; got {class_prior!r}."
+            )
     else:
         prior = np.asarray(class_prior, dtype=float)
         if prior.shape != (k,) or (prior < 0).any() or not np.isclose(prior.sum(), 1):

@@ -69,7 +69,8 @@ class SoftLabelClassifier(ClassifierMixin, BaseEstimator):
         :math:`\\pi` of the rebalancing losses, ``class_weight="balanced"`` and
         ``posthoc="logit_adjust"``. ``"auto"``: the (sample-weighted) mean of the soft labels —
         the class marginal of the targets, which is what makes the losses consistent.
-        ``"counts"``: frequencies of the soft labels' argmax (Ren et al.'s :math:`n_y`). An
+        ``"counts"``: Laplace-smoothed frequencies of the soft labels' argmax, :math:`(n_y + 1)/
+        (n + k)` (Ren et al.'s :math:`n_y`, smoothed so that no class gets probability 0). An
         explicit prior that disagrees with the targets' marginal by more than a factor 2
         raises a :class:`~wsagg.prior.DoubleCorrectionWarning`.
     tau : float
@@ -223,7 +224,8 @@ class SoftLabelClassifier(ClassifierMixin, BaseEstimator):
         if isinstance(self.class_prior, str) and self.class_prior == "auto":
             prior = marginal
         elif isinstance(self.class_prior, str) and self.class_prior == "counts":
-            prior = np.bincount(np.argmax(Q, axis=1), weights=s, minlength=k) / s.sum()
+            counts = np.bincount(np.argmax(Q, axis=1), weights=s, minlength=k) + 1.0
+            prior = counts / counts.sum()
         else:
             prior = check_prior(self.class_prior, k, name="class_prior")
             if self.loss in _REBALANCING_LOSSES or self.posthoc == "logit_adjust":

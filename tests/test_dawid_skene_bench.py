@@ -1,0 +1,50 @@
+"""The Dawid-Skene benchmarks' smoke modes run (so the scripts cannot rot), and the
+real-data behaviour the docs describe holds on WRENCH youtube."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from wsagg import DawidSkene, MajorityVote
+from wsagg.dawid_skene import PriorCollapseWarning
+
+
+def test_speed_benchmark_smoke(tmp_path):
+    from benchmarks import bench_dawid_skene_speed as bench
+
+    rows = bench.main(["--smoke", "--out-dir", str(tmp_path)])
+    parts = {r["part"] for r in rows}
+    assert {"peers", "iteration", "scaling", "scaling-slope", "manyclass"} <= parts
+    saved = json.loads((tmp_path / "dawid_skene_speed_smoke.json").read_text())
+    assert saved["rows"] and "versions" in saved["environment"]
+
+
+@pytest.mark.realdata
+def test_realdata_benchmark_smoke(tmp_path, data_home, monkeypatch):
+    monkeypatch.setenv("WSAGG_DATA_HOME", str(data_home))
+    from benchmarks import bench_dawid_skene_realdata as bench
+
+    rows = bench.main(["--smoke", "--out-dir", str(tmp_path)])
+    assert {r["dataset"] for r in rows} == set(bench.SMOKE_DATASETS)
+    assert all(0.0 <= r["acc"] <= 1.0 for r in rows)
+    assert (tmp_path / "dawid_skene_realdata_smoke.csv").exists()
+
+
+@pytest.mark.realdata
+def test_youtube_abstain_model_vs_ignore(data_home):
+    from wsagg.datasets import load_shared
+
+    d = load_shared("wrench_youtube", split="train", data_home=data_home)
+    acc_mv = np.mean(MajorityVote().fit_predict(d.L) == d.y)
+    auto = DawidSkene().fit(d.L)
+    assert auto.abstain_ == "model"
+    assert np.mean(auto.predict(d.L) == d.y) > acc_mv
+    with pytest.warns(PriorCollapseWarning, match="Prior collapse"):
+        ign = DawidSkene(abstain="ignore").fit(d.L)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert np.mean(ign.predict(d.L) == d.y) < acc_mv
