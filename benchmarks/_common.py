@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-DEFAULT_DATA_HOME = Path(
-    os.environ.get("WSAGG_DATA_HOME", Path(__file__).resolve().parents[1].parent / "shared" / "data")
-)
+_REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_HOME = Path(os.environ.get("WSAGG_DATA_HOME", _REPO.parent / "shared" / "data"))
 
 
 def environment(packages: Sequence[str] = ("numpy", "scipy", "sklearn", "pandas")) -> dict:
@@ -30,7 +29,7 @@ def environment(packages: Sequence[str] = ("numpy", "scipy", "sklearn", "pandas"
     for name in ("wsagg", *packages):
         try:
             versions[name] = getattr(importlib.import_module(name), "__version__", "?")
-        except Exception:  # noqa: BLE001 - a missing optional package is recorded, not fatal
+        except Exception:
             versions[name] = None
     try:
         n_cpu = len(os.sched_getaffinity(0))

@@ -69,7 +69,8 @@ def test_class_relabelling_equivariance(L, sigma):
 def test_dense_sparse_long_identical(L):
     mv = MajorityVote(n_classes=K)
     p_dense = mv.fit_predict_proba(L)
-    p_sparse = MajorityVote(n_classes=K).fit_predict_proba(sp.csr_matrix(np.where(L >= 0, L + 1, 0)))
+    S = sp.csr_matrix(np.where(L >= 0, L + 1, 0))
+    p_sparse = MajorityVote(n_classes=K).fit_predict_proba(S)
     np.testing.assert_allclose(p_dense, p_sparse, atol=1e-15)
     lm = as_label_matrix(L, n_classes=K)
     covered = lm.covered()
@@ -129,7 +130,7 @@ def test_inductive_predict_and_errors():
     np.testing.assert_allclose(mv.class_prior_, before)  # no side effects
     with pytest.raises(ValueError, match="fitted with 3"):
         mv.predict_proba(np.array([[0, 1]]))
-    with pytest.raises(ValueError, match="outside 0..1"):
+    with pytest.raises(ValueError, match=r"outside 0\.\.1"):
         mv.predict_proba(np.array([[0, 1, 2]]))
     with pytest.raises(NotFittedError):
         MajorityVote().predict_proba(L)

@@ -291,8 +291,8 @@ def _as_int_labels(values: np.ndarray, what: str) -> np.ndarray:
         if np.any(values != np.round(values)):
             bad = values[values != np.round(values)][0]
             raise ValueError(
-                f"{what} contains non-integer value {float(bad)!r}; class ids must be whole numbers "
-                "0..k-1 with -1 for abstain."
+                f"{what} contains non-integer value {float(bad)!r}; class ids must be whole "
+                "numbers 0..k-1 with -1 for abstain."
             )
         return values.astype(np.int64)
     raise TypeError(

@@ -52,7 +52,9 @@ def _gold(y_true: Any) -> tuple[np.ndarray, np.ndarray]:
 def _check_proba(proba: Any, n: int) -> np.ndarray:
     p = np.asarray(proba, dtype=np.float64)
     if p.ndim != 2 or p.shape[0] != n:
-        raise ValueError(f"proba must have shape (n_items, n_classes) with n_items={n}; got {p.shape}.")
+        raise ValueError(
+            f"proba must have shape (n_items, n_classes) with n_items={n}; got {p.shape}."
+        )
     if not np.all(np.isfinite(p)):
         raise ValueError("proba contains NaN or infinite values.")
     if (p < -1e-12).any() or not np.allclose(p.sum(axis=1), 1.0, atol=1e-6):
@@ -150,7 +152,6 @@ def expected_calibration_error(y_true: Any, proba: Any, n_bins: int = 15) -> flo
     conf = p[has].max(axis=1)
     correct = (np.argmax(p[has], axis=1) == y[has]).astype(float)
     bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
-    n_b = np.bincount(bins, minlength=n_bins)
     acc_b = np.bincount(bins, weights=correct, minlength=n_bins)
     conf_b = np.bincount(bins, weights=conf, minlength=n_bins)
     return float(np.sum(np.abs(acc_b - conf_b)) / conf.shape[0])
