@@ -23,16 +23,16 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import (  # noqa: E402
+from benchmarks._common import (
     DEFAULT_DATA_HOME,
     RESULTS_DIR,
     print_table,
     save_figure,
     save_results,
 )
-from wsagg._adversarial_bfdata import load_bf_mat  # noqa: E402
-from wsagg.adversarial import AdversarialLogLoss  # noqa: E402
-from wsagg.datasets import make_dawid_skene  # noqa: E402
+from wsagg._adversarial_bfdata import load_bf_mat
+from wsagg.adversarial import AdversarialLogLoss
+from wsagg.datasets import make_dawid_skene
 
 
 def _ll(y: np.ndarray, p: np.ndarray) -> float:

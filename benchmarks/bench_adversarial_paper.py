@@ -27,9 +27,9 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import DEFAULT_DATA_HOME, print_table, save_results  # noqa: E402
-from wsagg._adversarial_bfdata import BF_DATASETS, load_bf_mat  # noqa: E402
-from wsagg.adversarial import AdversarialLogLoss  # noqa: E402
+from benchmarks._common import DEFAULT_DATA_HOME, print_table, save_results
+from wsagg._adversarial_bfdata import BF_DATASETS, load_bf_mat
+from wsagg.adversarial import AdversarialLogLoss
 
 PAPER_NAMES = {"breast_cancer": "Cancer", "cardio": "Cardio", "domain": "Domain",
                "youtube": "Youtube", "sms": "SMS"}

@@ -22,9 +22,9 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import print_table, save_results  # noqa: E402
-from wsagg.adversarial import AdversarialLogLoss  # noqa: E402
-from wsagg.datasets import make_dawid_skene  # noqa: E402
+from benchmarks._common import print_table, save_results
+from wsagg.adversarial import AdversarialLogLoss
+from wsagg.datasets import make_dawid_skene
 
 
 def run(sizes, ks, m, cvxpy_max_n, device, torch_on, seed=0):

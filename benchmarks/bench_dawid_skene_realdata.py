@@ -144,7 +144,7 @@ def run_crowdkit(L: LabelMatrix, known: np.ndarray | None):
     else:
         ck.fit(df)
     probas = ck.probas_.reindex(index=np.arange(L.n_items), columns=np.arange(L.n_classes))
-    probas = probas.fillna(0.0).to_numpy()
+    probas = probas.fillna(0.0).to_numpy(copy=True)  # pandas 3: to_numpy() can be read-only
     empty = probas.sum(axis=1) == 0
     probas[empty] = 1.0 / L.n_classes
     return probas, len(ck.loss_history_), ""

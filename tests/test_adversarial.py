@@ -258,11 +258,11 @@ def test_cvxpy_status_handling():
     from wsagg._adversarial_cvxpy import check_status
 
     assert check_status("optimal", "CLARABEL") == "optimal"
-    with pytest.warns(RuntimeWarning, match="CLARABEL.*optimal_inaccurate"):
+    with pytest.warns(RuntimeWarning, match=r"CLARABEL.*optimal_inaccurate"):
         assert check_status("optimal_inaccurate", "CLARABEL") == "inaccurate"
-    with pytest.raises(RuntimeError, match="SCS failed.*unbounded.*empty"):
+    with pytest.raises(RuntimeError, match=r"SCS failed.*unbounded.*empty"):
         check_status("unbounded", "SCS")
-    with pytest.raises(RuntimeError, match="CLARABEL failed.*solver_error"):
+    with pytest.raises(RuntimeError, match=r"CLARABEL failed.*solver_error"):
         check_status("solver_error", "CLARABEL")
 
 
@@ -293,13 +293,13 @@ def _contradictory():
 
 def test_empty_polytope_raises_clear_error():
     L, y = _contradictory()
-    with pytest.raises(ValueError, match="polytope is empty.*on_infeasible='widen'"):
+    with pytest.raises(ValueError, match=r"polytope is empty.*on_infeasible='widen'"):
         AdversarialLogLoss().fit(L, y)
 
 
 def test_empty_polytope_detected_from_dual_without_lp():
     L, y = _contradictory()
-    with pytest.raises(ValueError, match="unbounded below.*empty"):
+    with pytest.raises(ValueError, match=r"unbounded below.*empty"):
         AdversarialLogLoss(check_feasibility=False).fit(L, y)
 
 

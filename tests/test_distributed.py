@@ -204,7 +204,7 @@ def test_wide_parquet_and_dask_dataframe(client, tmp_path, data):
 
 
 def test_long_dask_dataframe_needs_item_index(client, data):
-    d, L = data
+    d, _ = data
     long = d.L.to_long()
     local = _fit_quiet(DawidSkene(), d.L)
     ddf = dd.from_pandas(long, npartitions=3)
@@ -238,7 +238,7 @@ def test_corrupt_file_is_named(tmp_path, data):
 def test_unsupported_estimator_and_options(client, data):
     _, L = data
     X = da.from_array(L, chunks=(500, -1))
-    with pytest.raises(TypeError, match="MajorityVote cannot be fitted.*DawidSkene"):
+    with pytest.raises(TypeError, match=r"MajorityVote cannot be fitted.*DawidSkene"):
         MajorityVote().fit(X)
     with pytest.raises(ValueError, match="n_init=1 only"):
         DawidSkene(n_init=3).fit(X)

@@ -209,7 +209,7 @@ def test_callback_can_stop_and_progress_bar_runs(capsys):
     assert clf.n_iter_ == 3 and seen == [(2, 3)] * 3
 
 
-def _long_tailed(seed=0, k=5, ratio=100.0, n_max=600, d=4):
+def _long_tailed(seed=0, k=5, ratio=100.0, n_max=400, d=4):
     rng = np.random.default_rng(seed)
     n_c = np.floor(n_max * ratio ** (-np.arange(k) / (k - 1))).astype(int)
     y = np.repeat(np.arange(k), n_c)
@@ -222,7 +222,7 @@ def _long_tailed(seed=0, k=5, ratio=100.0, n_max=600, d=4):
 
 def test_rebalancing_improves_balanced_accuracy_on_imbalance_100():
     X, Q, Xt, yt = _long_tailed()
-    common = {"max_iter": 150, "lr": 0.05, "random_state": 0, "progress": False}
+    common = {"max_iter": 80, "lr": 0.1, "random_state": 0, "progress": False}
     base = SoftLabelClassifier(**common).fit(X, Q)
     ba0 = balanced_accuracy_score(yt, base.predict(Xt))
     for kw in ({"loss": "logit_adjusted"}, {"loss": "balanced_softmax"},
@@ -240,13 +240,13 @@ def test_rebalancing_improves_balanced_accuracy_on_imbalance_100():
 
 def test_logit_adjusted_predict_proba_targets_balanced_posterior():
     X, Q, _, _ = _long_tailed(seed=1)
-    clf = SoftLabelClassifier(loss="logit_adjusted", max_iter=150, lr=0.05, random_state=0,
+    clf = SoftLabelClassifier(loss="logit_adjusted", max_iter=80, lr=0.1, random_state=0,
                               progress=False).fit(X, Q)
     # raw model marginal on training items is much flatter than the label marginal
     assert clf.effective_prior_.max() / clf.effective_prior_.min() < 0.2 * (
         Q.mean(0).max() / Q.mean(0).min())
-    t = SoftLabelClassifier(loss="logit_adjusted", target_prior=Q.mean(0), max_iter=150,
-                            lr=0.05, random_state=0, progress=False).fit(X, Q)
+    t = SoftLabelClassifier(loss="logit_adjusted", target_prior=Q.mean(0), max_iter=80,
+                            lr=0.1, random_state=0, progress=False).fit(X, Q)
     np.testing.assert_allclose(t.predict_proba(X).mean(0), Q.mean(0), atol=0.03)
 
 
@@ -295,7 +295,7 @@ def test_bad_X_and_device_errors():
     with pytest.raises(ValueError, match="NaN"):
         SoftLabelClassifier(max_iter=1).fit(X, Q)
     clf = SoftLabelClassifier(max_iter=1, progress=False).fit(np.ones((4, 2)), Q)
-    with pytest.raises(ValueError, match="2 features"):
+    with pytest.raises(ValueError, match="fitted with 2"):
         clf.predict(np.ones((4, 3)))
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA is not available"):
@@ -362,7 +362,8 @@ def test_heavy_tail_benchmark_smoke(tmp_path):
 def test_longtail_benchmark_smoke_synthetic(tmp_path):
     subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "bench_longtail_pipeline.py"), "--smoke",
-         "--datasets", "synthetic", "--out-dir", str(tmp_path)],
+         "--datasets", "synthetic", "--methods", "none", "la_loss", "p2p", "--out-dir",
+         str(tmp_path)],
         capture_output=True, text=True, check=True, timeout=300)
     assert (tmp_path / "longtail_pipeline_smoke.png").is_file()
 

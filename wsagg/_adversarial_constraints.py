@@ -7,7 +7,8 @@ Every constraint is a box on a *linear statistic* of the adversary's soft labeli
 .. math::
 
     \\mathrm{lo}_f \\le \\sum_i \\sum_l \\phi_f(x_i, l)\\, z_{il} \\le \\mathrm{hi}_f,
-    \\qquad s_f = (\\mathrm{lo}_f + \\mathrm{hi}_f)/2, \\quad e_f = (\\mathrm{hi}_f - \\mathrm{lo}_f)/2,
+    \\qquad s_f = (\\mathrm{lo}_f + \\mathrm{hi}_f)/2,
+    \\quad e_f = (\\mathrm{hi}_f - \\mathrm{lo}_f)/2,
 
 with features ``phi`` built from the one-hot votes ``V[i, (j, l')]`` (source ``j`` voted
 ``l'``). The score of class ``l`` on an item is ``gamma_l + sum_{j,l'} V[i,(j,l')] W[j,l',l]``
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import logsumexp, ndtri, softmax
+from scipy.special import ndtri, softmax
 
 __all__ = [
     "FAMILIES",
@@ -117,8 +118,10 @@ def group_patterns(
         key = V.toarray()
     small = np.int8 if key.size == 0 or (key.min() >= -128 and key.max() < 127) else np.int64
     key = np.ascontiguousarray(key.astype(small, copy=False))
+    # one opaque bytes value per row: a 1-D sort instead of np.unique(axis=0)'s lexsort
+    rows = key.view(np.dtype((np.void, key.dtype.itemsize * key.shape[1]))).ravel()
     _, first, inverse, counts = np.unique(
-        key, axis=0, return_index=True, return_inverse=True, return_counts=True
+        rows, return_index=True, return_inverse=True, return_counts=True
     )
     return V[first].tocsr(), counts.astype(np.float64), inverse.ravel()
 
@@ -184,9 +187,11 @@ class DualProblem:
         """Smooth part ``(1/N)[sum_u c_u lse(S_u) - theta.s]`` and its gradient (numpy)."""
         N = self.n_items
         S = self.scores(theta)
-        lse = logsumexp(S, axis=1)
-        P = np.exp(S - lse[:, None])
-        CP = P * (self.counts / N)[:, None]
+        mx = S.max(axis=1)
+        P = np.exp(S - mx[:, None])
+        tot = P.sum(axis=1)
+        lse = mx + np.log(tot)
+        CP = P * ((self.counts / N) / tot)[:, None]
         G = np.asarray(self.VT @ CP).ravel()
         grad_w = self.B.T @ G
         grad = np.concatenate([CP.sum(axis=0), grad_w]) if self.has_bias else grad_w

@@ -15,7 +15,8 @@ and ``phi_c(x, l) = 1[l = c]`` (class counts, bounds ``N [tau_lo, tau_hi]``). We
 
 .. math::
 
-    g^{bf} = \\arg\\min_g \\max_{z \\in P} -\\tfrac1N \\textstyle\\sum_i \\sum_l z_{il} \\log g_{il},
+    g^{bf} = \\arg\\min_g \\max_{z \\in P}
+        -\\tfrac1N \\textstyle\\sum_i \\sum_l z_{il} \\log g_{il},
 
 and the value of the game ``V`` is the worst-case average log loss that ``g^bf`` guarantees
 whenever the true labeling lies in ``P`` (Balsubramani & Freund, COLT 2015 / NIPS 2015 /
@@ -537,7 +538,9 @@ def _parse_bounds(bounds: Any, size: int, name: str) -> tuple[np.ndarray, np.nda
     if arr.shape == (2,):
         arr = np.broadcast_to(arr, (size, 2))
     if arr.shape != (size, 2):
-        raise ValueError(f"{name} must have shape ({size}, 2) or (2,) as [lo, hi]; got {arr.shape}.")
+        raise ValueError(
+            f"{name} must have shape ({size}, 2) or (2,) as [lo, hi]; got {arr.shape}."
+        )
     if not np.all(np.isfinite(arr)) or (arr[:, 0] > arr[:, 1]).any():
         raise ValueError(f"{name} must be finite with lo <= hi in every row.")
     if (arr < 0).any() or (arr > 1).any():

@@ -512,7 +512,18 @@ def save_partition(
 ) -> Path:
     """Write one partition of votes as a compact ``.npz`` (items, sources, labels as the
     smallest integer types that hold them; ``n_items``, ``n_sources``, ``n_classes``;
-    optional known labels ``y`` and ``item_ids``)."""
+    optional known labels ``y`` and ``item_ids``). A dense ``(n_p, m)`` NumPy array
+    (``-1`` = abstain, zero rows allowed) is stored as such (``L``, int8 when it fits)."""
+    path = Path(path)
+    extra = {}
+    if y is not None:
+        extra["y"] = np.asarray(y, dtype=np.int64)
+    if item_ids is not None:
+        extra["item_ids"] = np.asarray(item_ids)
+    if isinstance(L, np.ndarray) and L.ndim == 2 and L.dtype.kind in "iu":
+        hi = int(L.max()) if L.size else 0
+        np.savez(path, L=L.astype(_small_int(hi)), n_sources=np.int64(L.shape[1]), **extra)
+        return path
     lm = as_label_matrix(L)
     arrays = {
         "item": lm.item.astype(_small_int(lm.n_items)),
@@ -522,12 +533,7 @@ def save_partition(
         "n_sources": np.int64(lm.n_sources),
         "n_classes": np.int64(lm.n_classes),
     }
-    if y is not None:
-        arrays["y"] = np.asarray(y, dtype=np.int64)
-    if item_ids is not None:
-        arrays["item_ids"] = np.asarray(item_ids)
-    path = Path(path)
-    np.savez(path, **arrays)
+    np.savez(path, **arrays, **extra)
     return path
 
 
@@ -590,12 +596,9 @@ class _Runner:
 
         desc = self.parts.description
         if self.parts.engine == "stream":
-            out = []
-            for i, item in enumerate(self.items):
-                value = item.compute(scheduler="sync") if _is_delayed(item) else item
-                out.append(_guard(func, desc[i])(value, *args))
-                del value
-            return out
+            return [
+                _guard(_load_then, desc[i])(func, item, *args) for i, item in enumerate(self.items)
+            ]
         tasks = [
             dask.delayed(_guard(func, desc[i]), pure=False)(item, *args)
             for i, item in enumerate(self.items)
@@ -621,6 +624,12 @@ class _Runner:
             else:
                 new = list(dask.persist(*new))
         self.items = new
+
+
+def _load_then(func: Callable, item: Any, *args: Any) -> Any:
+    """Stream engine: compute one partition here (synchronously), apply ``func``, drop it."""
+    value = item.compute(scheduler="sync") if _is_delayed(item) else item
+    return func(value, *args)
 
 
 def _is_delayed(x: Any) -> bool:
@@ -1048,8 +1057,7 @@ def write_posteriors(estimator: Any, L: Any, path: str | os.PathLike) -> list[Pa
         desc = parts.description
         if parts.engine == "stream":
             for i, item in enumerate(runner.items):
-                raw = item.compute(scheduler="sync") if _is_delayed(item) else item
-                _guard(_write_task, desc[i])(raw, meta, estimator, files[i], columns)
+                _guard(_load_then, desc[i])(_write_task, item, meta, estimator, files[i], columns)
         else:
             import dask
 

@@ -126,8 +126,10 @@ class LabelMatrix:
 
     def has_repeats(self) -> bool:
         """Whether some source voted more than once on some item."""
-        key = self.item * self.n_sources + self.source
-        return np.unique(key).shape[0] != key.shape[0]
+        if "has_repeats" not in self._cache:
+            key = np.sort(self.item * self.n_sources + self.source)
+            self._cache["has_repeats"] = bool((key[1:] == key[:-1]).any())
+        return self._cache["has_repeats"]
 
     def to_dense(self) -> np.ndarray:
         """Dense ``(n, m)`` int array with ``-1`` = abstain.
@@ -413,22 +415,24 @@ def _apply_duplicates(
     if policy == "count" or rows.size == 0:
         return rows, cols, labels
     key = rows * m + cols
+    order = np.argsort(key, kind="stable")  # equal keys keep input order
+    sorted_key = key[order]
+    repeated = sorted_key[1:] == sorted_key[:-1]
     if policy == "error":
-        uniq, counts = np.unique(key, return_counts=True)
-        if (counts > 1).any():
-            first = uniq[counts > 1][0]
+        if repeated.any():
+            n_pairs = int(np.count_nonzero(repeated & ~np.r_[False, repeated[:-1]]))
+            first = int(sorted_key[1:][repeated][0])
             raise ValueError(
-                f"{int((counts > 1).sum())} (item, source) pairs have repeated votes, e.g. item "
+                f"{n_pairs} (item, source) pairs have repeated votes, e.g. item "
                 f"index {first // m}, source index {first % m}. Choose duplicates='count' "
                 "(every vote is an observation), 'last' or 'first'."
             )
         return rows, cols, labels
     if policy == "last":
-        _, idx = np.unique(key[::-1], return_index=True)
-        idx = key.shape[0] - 1 - idx
+        keep = np.r_[~repeated, True]  # last of each run of equal keys
     else:  # first
-        _, idx = np.unique(key, return_index=True)
-    idx = np.sort(idx)
+        keep = np.r_[True, ~repeated]  # first of each run
+    idx = np.sort(order[keep])
     return rows[idx], cols[idx], labels[idx]
 
 

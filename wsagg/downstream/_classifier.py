@@ -85,7 +85,7 @@ class SoftLabelClassifier(ClassifierMixin, BaseEstimator):
         See :mod:`wsagg.downstream._optim`; a callable ``params -> torch.optim.Optimizer``
         is used as is.
     lr : float, optional
-        Step size (default per optimizer: gd 0.1, sgd 0.01, adam 0.01, sign 1e-3,
+        Step size (default per optimizer: gd 0.1, sgd 0.01, adam 0.01, sign 0.01,
         normalized_gd 0.1).
     momentum : float, optional
         Heavy-ball momentum of ``"sgd"`` (default 0.9), ``"sign"`` and ``"normalized_gd"``

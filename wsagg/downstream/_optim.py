@@ -20,7 +20,7 @@ import torch
 
 __all__ = ["DEFAULT_LR", "NormalizedGD", "SignDescent", "make_optimizer"]
 
-DEFAULT_LR = {"gd": 0.1, "sgd": 0.01, "adam": 1e-2, "sign": 1e-3, "normalized_gd": 0.1}
+DEFAULT_LR = {"gd": 0.1, "sgd": 0.01, "adam": 1e-2, "sign": 1e-2, "normalized_gd": 0.1}
 
 
 class SignDescent(torch.optim.Optimizer):

@@ -64,7 +64,12 @@ def _check_on_error(on_error: str) -> str:
     return on_error
 
 
+def _py(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
 def _fail(what: str, index: Any, err: BaseException) -> LabelingFunctionError:
+    index = _py(index)
     return LabelingFunctionError(
         f"{what} raised {type(err).__name__}: {err} on the record with index {index!r}. "
         "Fix the function, or pass on_error='abstain' to count such failures as abstains."
@@ -73,6 +78,7 @@ def _fail(what: str, index: Any, err: BaseException) -> LabelingFunctionError:
 
 def _bad_value(name: str, index: Any, value: Any, k: int | None) -> LabelingFunctionError:
     rng = f"0..{k - 1}" if k is not None else "0..k-1"
+    index, value = _py(index), _py(value)
     return LabelingFunctionError(
         f"labeling function {name!r} returned {value!r} on the record with index {index!r}; "
         f"it must return an integer class id in {rng} or -1 to abstain."
