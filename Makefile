@@ -28,11 +28,11 @@ demo: $(VENV)/.core
 
 test: $(VENV)/.dev
 	$(VENV)/bin/ruff check wsagg tests benchmarks
-	$(VENV)/bin/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 	$(PY) -m pytest
 
 docs: $(VENV)/.dev
-	$(VENV)/bin/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check wsagg tests benchmarks
