@@ -16,7 +16,10 @@ def test_code_blocks_run(page, monkeypatch, tmp_path, request):
     if "load_shared" in text or "WSAGG_DATA_HOME" in text:
         request.getfixturevalue("data_home")  # skips (or fails in CI) without the real data
     blocks = FENCE.findall(text)
-    monkeypatch.chdir(tmp_path)  # blocks that write files write into a temp dir
+    # run in a scratch folder (pages may write files) where repository paths such as
+    # tests/data/ still resolve
+    (tmp_path / "tests").symlink_to(ROOT / "tests")
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     namespace: dict = {"__name__": "__docs__"}
     for i, block in enumerate(blocks):
