@@ -48,6 +48,12 @@ GRIDS = {  # log10 step sizes, half-decades
     "sign": np.arange(-6.0, -2.0, 0.5),
     "normalized_gd": np.arange(-2.0, 2.0, 0.5),
 }
+NARROW_GRIDS = {  # 4 half-decades around the region the notes found stable at m = 7
+    "gd": np.arange(-2.0, 0.0, 0.5),
+    "adam": np.arange(-3.5, -1.5, 0.5),
+    "sign": np.arange(-4.5, -2.5, 0.5),
+    "normalized_gd": np.arange(-1.5, 0.5, 0.5),
+}
 LABELS = {"gd": "GD", "adam": "Adam", "sign": "Sign descent", "normalized_gd": "Normalised GD"}
 
 
@@ -252,11 +258,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="steps per size (one value, or one per --sizes entry)")
     ap.add_argument("--pipeline-steps", type=int, default=300)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--grid", choices=["full", "narrow"], default="full",
+                    help="full: 8 half-decades per optimizer; narrow: 4 (for a loaded machine)")
     ap.add_argument("--smoke", action="store_true", help="tiny run (m=4, 15 steps, 2 lrs)")
     ap.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    grids = GRIDS
+    grids = GRIDS if args.grid == "full" else NARROW_GRIDS
     sizes, steps = args.sizes, args.steps
     pipe_n, pipe_k, pipe_steps = 1024, 32, args.pipeline_steps
     pipe_grids = {"gd": np.arange(-2.0, 1.0, 0.5), "adam": np.arange(-4.0, -1.0, 0.5)}

@@ -208,12 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--max-iter", type=int, default=150)
     ap.add_argument("--data-home", type=Path, default=DEFAULT_DATA_HOME)
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     args = ap.parse_args(argv)
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     seeds, max_iter, datasets = args.seeds, args.max_iter, args.datasets
     if args.smoke:
         seeds, max_iter = 1, 5

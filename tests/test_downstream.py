@@ -184,7 +184,7 @@ def test_hard_labels_sklearn_contract_and_clone():
 
 
 def test_early_stopping_restores_best_and_stops():
-    X, Q, y = _blobs(n=200, seed=1)
+    X, Q, _ = _blobs(n=200, seed=1)
     Xv, _, yv = _blobs(n=100, seed=2)
     clf = SoftLabelClassifier(model="mlp", hidden_layer_sizes=(64,), lr=0.05, max_iter=300,
                               n_iter_no_change=5, random_state=0, progress=False)

@@ -103,12 +103,13 @@ def test_prior_corrector_transformer():
 # ------------------------------------------------------------------------------- estimation
 
 
-def _shifted_posteriors(n, pi_src, pi_tgt, seed=0, sep=2.0):
+def _shifted_posteriors(n, pi_src, pi_tgt, seed=0, sep=2.0, mu_seed=None):
     """Gaussian class-conditionals; posteriors computed (exactly) under pi_src; items drawn
-    under pi_tgt."""
+    under pi_tgt. ``mu_seed`` fixes the class means independently of the sample."""
     rng = np.random.default_rng(seed)
     k = len(pi_src)
-    mu = rng.normal(size=(k, 2)) * sep
+    mu_rng = rng if mu_seed is None else np.random.default_rng(mu_seed)
+    mu = mu_rng.normal(size=(k, 2)) * sep
     y = rng.choice(k, size=n, p=pi_tgt)
     x = mu[y] + rng.normal(size=(n, 2))
     loglik = -0.5 * ((x[:, None, :] - mu[None]) ** 2).sum(-1)
@@ -118,7 +119,7 @@ def _shifted_posteriors(n, pi_src, pi_tgt, seed=0, sep=2.0):
 def test_saerens_em_recovers_shifted_prior():
     pi_src = np.array([0.25, 0.25, 0.25, 0.25])
     pi_tgt = np.array([0.6, 0.25, 0.1, 0.05])
-    q, y = _shifted_posteriors(20000, pi_src, pi_tgt, seed=3, sep=1.0)
+    q, _ = _shifted_posteriors(20000, pi_src, pi_tgt, seed=3, sep=1.0)
     est, adapted, n_iter = P.saerens_em(q, pi_src)
     assert np.max(np.abs(est - pi_tgt)) < 0.02
     assert n_iter > 1
@@ -132,14 +133,15 @@ def test_saerens_em_recovers_shifted_prior():
 def test_bbse_recovers_shifted_prior():
     pi_src = np.array([0.4, 0.4, 0.2])
     pi_tgt = np.array([0.1, 0.3, 0.6])
-    qv, yv = _shifted_posteriors(20000, pi_src, pi_src, seed=1, sep=3.0)
-    qt, _ = _shifted_posteriors(20000, pi_src, pi_tgt, seed=2, sep=3.0)
-    # same means: both calls use the same rng seed for mu? make them share mu via seed
-    qv2, yv2 = _shifted_posteriors(20000, pi_src, pi_src, seed=2, sep=3.0)
-    est = P.bbse(qv2, yv2, qt)
+    # labeled source sample and unlabeled target sample share the class means
+    qv, yv = _shifted_posteriors(20000, pi_src, pi_src, seed=1, sep=1.5, mu_seed=9)
+    qt, _ = _shifted_posteriors(20000, pi_src, pi_tgt, seed=2, sep=1.5, mu_seed=9)
+    est = P.bbse(qv, yv, qt)
     assert np.max(np.abs(est - pi_tgt)) < 0.03
-    soft = P.estimate_prior(qt, "bbse", val_proba=qv2, y=yv2)
-    np.testing.assert_allclose(soft, est)
+    assert np.max(np.abs(qt.mean(0) - pi_tgt)) > 0.05  # the naive estimate is off
+    np.testing.assert_allclose(P.estimate_prior(qt, "bbse", val_proba=qv, y=yv), est)
+    soft = P.bbse(qv, yv, qt, soft=True)
+    assert np.max(np.abs(soft - pi_tgt)) < 0.03
 
 
 def test_estimate_prior_sources():

@@ -77,6 +77,7 @@ class TorchBackend:
         row_ll = torch.logsumexp(S, dim=1)
         q = torch.exp(S - row_ll[:, None])
         if clamp and self.known_idx is not None:
+            self._known_free = q[self.known_idx].clone()
             ll_known = S[self.known_idx, self.known_y].sum()
             row_ll[self.known_idx] = 0.0
             q[self.known_idx] = 0.0
@@ -89,6 +90,14 @@ class TorchBackend:
         q, loglik = self._softmax(S, clamp=True)
         self.q = q
         return loglik, self.stats(q), self.sum_rows(q)
+
+    def last_posterior(self) -> np.ndarray:
+        """Unclamped posterior at the parameters of the last :meth:`e_step`."""
+        q = self.q
+        if self.known_idx is not None:
+            q = q.clone()
+            q[self.known_idx] = self._known_free
+        return q.cpu().numpy()
 
     def stats(self, q: Any) -> np.ndarray:
         import torch

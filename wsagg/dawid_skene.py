@@ -69,7 +69,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
-from wsagg._ds_backend import make_backend
+from wsagg._ds_backend import _col_sum, make_backend
 from wsagg.base import BaseAggregator
 from wsagg.labels import LabelMatrix
 
@@ -207,9 +207,12 @@ def _log_prior_density(p: _Params, hp: dict[str, Any]) -> float:
 
 def _initial_posterior(lm: LabelMatrix, known: np.ndarray | None) -> np.ndarray:
     """Soft majority vote (normalised vote counts), uniform for items without a vote."""
-    counts = lm.class_counts()
-    tot = counts.sum(axis=1, keepdims=True)
-    q = np.where(tot > 0, counts / np.where(tot > 0, tot, 1.0), 1.0 / lm.n_classes)
+    k = lm.n_classes
+    tot = np.bincount(lm.item, minlength=lm.n_items).astype(np.float64)
+    w = 1.0 / tot[lm.item]  # each vote's share of its item: O(votes), no (n, k) temporaries
+    q = np.bincount(lm.item * k + lm.label, weights=w, minlength=lm.n_items * k)
+    q = q.reshape(lm.n_items, k)
+    q[tot == 0] = 1.0 / k
     if known is not None:
         idx = np.flatnonzero(known >= 0)
         q[idx] = 0.0
@@ -230,6 +233,87 @@ def _resolve_abstain(abstain: str, lm: LabelMatrix) -> str:
         return "ignore"
     unipolar = counts[active].max(axis=1) >= 0.99 * tot[active]
     return "model" if unipolar.mean() >= 0.5 else "ignore"
+
+
+_AUTO_FALLBACK = 1.0  # diagonal_smoothing="auto" without (enough) known labels
+_CV_FOLDS = 5
+
+
+def _diagonal_grid(lm: LabelMatrix) -> np.ndarray:
+    """Decades from 0.1 up to 10x the largest number of votes of one source: the last value
+    swamps every confusion count, i.e. the model is majority vote (ties broken by the rest of
+    the model)."""
+    top = max(float(np.bincount(lm.source, minlength=lm.n_sources).max()), 1.0)
+    return 10.0 ** np.arange(-1, int(np.ceil(np.log10(10.0 * top))) + 1)
+
+
+def _cv_folds(known: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    """Stratified fold of each known item (-1 for unknown items): items shuffled, then dealt
+    round-robin class by class."""
+    idx = np.flatnonzero(known >= 0)
+    rng = np.random.default_rng(seed)
+    idx = idx[rng.permutation(idx.size)]
+    idx = idx[np.argsort(known[idx], kind="stable")]
+    fold = np.full(known.shape[0], -1, dtype=np.int64)
+    fold[idx] = (np.arange(idx.size) + rng.integers(n_folds)) % n_folds
+    return fold
+
+
+def _select_diagonal(
+    est: DawidSkene,
+    lm: LabelMatrix,
+    design: _Design,
+    known: np.ndarray,
+    hp: dict[str, Any],
+) -> dict[str, Any] | None:
+    """``diagonal_smoothing="auto"``: K-fold cross-validation on the known items.
+
+    For each fold and each ``d`` of :func:`_diagonal_grid`, EM runs with the other folds'
+    labels clamped and the fold's labels hidden (exactly the semi-supervised fit the user
+    will run, on fewer labels); the fold's items with at least one vote are scored by the
+    accuracy of their posterior mode, ties broken by their log-likelihood. The ``d`` with the
+    best pooled score is chosen. ``None`` (keep the fallback) with fewer than ``2 K`` known
+    items.
+    """
+    n_known = int(np.count_nonzero(known >= 0))
+    if n_known < 2 * _CV_FOLDS:
+        return None
+    rs = est.random_state
+    seed = 0 if rs is None else int(check_random_state(rs).randint(2**31 - 1))
+    fold = _cv_folds(known, _CV_FOLDS, seed)
+    covered = np.bincount(lm.item, minlength=lm.n_items) > 0
+    grid = _diagonal_grid(lm)
+    correct = np.zeros(grid.size)
+    loglik = np.zeros(grid.size)
+    n_scored = 0
+    for f in range(_CV_FOLDS):
+        held = np.flatnonzero((fold == f) & covered)
+        if held.size == 0:
+            continue
+        n_scored += held.size
+        known_f = np.where(fold == f, -1, known)
+        backend = make_backend(est.device, design.X, known_f)
+        q0 = _initial_posterior(lm, known_f)
+        for g, dg in enumerate(grid):
+            hp_g = {**hp, "diagonal_smoothing": float(dg)}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                proba = est._run_em(backend, design, q0, hp_g)[4][held]
+            y_held = known[held]
+            correct[g] += np.count_nonzero(proba.argmax(axis=1) == y_held)
+            loglik[g] += np.log(np.maximum(proba[np.arange(held.size), y_held], _FLOOR)).sum()
+    if n_scored == 0:
+        return None
+    # best accuracy; among equal accuracies the best log-likelihood
+    order = np.lexsort((-loglik, -correct))
+    return {
+        "diagonal_smoothing": grid,
+        "accuracy": correct / n_scored,
+        "log_likelihood": loglik / n_scored,
+        "n_folds": _CV_FOLDS,
+        "n_scored": n_scored,
+        "chosen": float(grid[order[0]]),
+    }
 
 
 # ----------------------------------------------------------------------------------------
@@ -393,10 +477,18 @@ class DawidSkene(BaseAggregator):
             raise bad("model", "one of 'full' or 'one-coin'")
         if self.init not in _INITS:
             raise bad("init", "'majority'")
+        auto_diag = isinstance(self.diagonal_smoothing, str) and self.diagonal_smoothing == "auto"
         for p in ("smoothing", "diagonal_smoothing", "prior_smoothing", "tol"):
             v = getattr(self, p)
+            if p == "diagonal_smoothing" and auto_diag:
+                continue
             if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v) or v < 0:
-                raise bad(p, "a finite float >= 0")
+                raise bad(
+                    p,
+                    "'auto' or a finite float >= 0"
+                    if p == "diagonal_smoothing"
+                    else "a finite float >= 0",
+                )
         for p, lo in (("max_iter", 0), ("n_init", 1), ("verbose", 0)):
             v = getattr(self, p)
             if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
@@ -419,13 +511,24 @@ class DawidSkene(BaseAggregator):
             "abstain": self.abstain,
             "model": self.model,
             "smoothing": float(self.smoothing),
-            "diagonal_smoothing": float(self.diagonal_smoothing),
+            "diagonal_smoothing": _AUTO_FALLBACK if auto_diag else float(self.diagonal_smoothing),
+            "auto_diagonal": auto_diag,
             "prior_smoothing": float(self.prior_smoothing),
             "class_prior": prior,
         }
 
     # -- fitting -------------------------------------------------------------------------
+    def fit_predict_proba(self, L: Any, y: Any = None) -> np.ndarray:
+        """``fit(L, y)`` then ``predict_proba(L)``; the posteriors come from the final E-step
+        of the fit (the same numbers, without a second pass over the votes)."""
+        lm, y_idx = self._validate_fit(L, y)
+        return self._fit_core(lm, y_idx)
+
     def _fit(self, lm: LabelMatrix, y: np.ndarray | None) -> None:
+        self._fit_core(lm, y)
+
+    def _fit_core(self, lm: LabelMatrix, y: np.ndarray | None) -> np.ndarray:
+        """Fit, and return the (unclamped) posteriors of the training items."""
         hp = self._hyper(lm.n_classes)
         if lm.n_votes == 0:
             raise ValueError(
@@ -446,6 +549,13 @@ class DawidSkene(BaseAggregator):
                 stacklevel=3,
             )
         design = _design(lm, self.abstain_)
+        self.cv_results_ = None
+        if hp["auto_diagonal"] and known is not None:
+            cv = _select_diagonal(self, lm, design, known, hp)
+            if cv is not None:
+                hp["diagonal_smoothing"] = cv["chosen"]
+                self.cv_results_ = cv
+        self.diagonal_smoothing_ = hp["diagonal_smoothing"]
         backend = make_backend(self.device, design.X, known)
         q0 = _initial_posterior(lm, known)
         rng = check_random_state(self.random_state)
@@ -467,7 +577,7 @@ class DawidSkene(BaseAggregator):
             if best is None or result[1][-1] > best[1][-1]:
                 best = result
         assert best is not None
-        params, history, n_iter, converged = best
+        params, history, n_iter, converged, proba = best
         self._params = params
         self.n_iter_ = n_iter
         self.converged_ = converged
@@ -489,11 +599,12 @@ class DawidSkene(BaseAggregator):
                 stacklevel=3,
             )
         if known is None and hp["class_prior"] is None:
-            self._check_prior_collapse(lm)
+            self._check_prior_collapse(lm, q0)
+        return proba
 
     def _run_em(
         self, backend: Any, design: _Design, q0: np.ndarray, hp: dict[str, Any]
-    ) -> tuple[_Params, list[float], int, bool]:
+    ) -> tuple[_Params, list[float], int, bool, np.ndarray]:
         params = _m_step(backend.stats(q0), backend.sum_rows(q0), design, hp)
         table, offset = _table(params, design)
         loglik, stats, q_sum = backend.e_step(table, offset)
@@ -514,13 +625,14 @@ class DawidSkene(BaseAggregator):
                 converged = True
                 break
             obj = new
-        return params, history, n_iter, converged
+        return params, history, n_iter, converged, backend.last_posterior()
 
-    def _check_prior_collapse(self, lm: LabelMatrix) -> None:
-        counts = lm.class_counts()
-        tot = counts.sum(axis=1, keepdims=True)
-        covered = tot[:, 0] > 0
-        mv_share = (counts[covered] / tot[covered]).mean(axis=0)
+    def _check_prior_collapse(self, lm: LabelMatrix, q0: np.ndarray) -> None:
+        # mean over covered items of the normalised vote counts, from the soft majority
+        # vote q0 (uncovered items are uniform there)
+        n_unc = lm.n_items - np.count_nonzero(np.bincount(lm.item, minlength=lm.n_items))
+        k = lm.n_classes
+        mv_share = (_col_sum(q0) - n_unc / k) / max(lm.n_items - n_unc, 1)
         collapsed = np.flatnonzero((mv_share >= 0.01) & (self.class_prior_ < 0.1 * mv_share))
         if collapsed.size:
             c = collapsed[0]

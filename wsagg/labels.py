@@ -98,11 +98,22 @@ class LabelMatrix:
         """
         if "one_hot" not in self._cache:
             cols = self.source * self.n_classes + self.label
+            shape = (self.n_items, self.n_sources * self.n_classes)
             data = np.ones(self.n_votes, dtype=np.float64)
-            V = sp.csr_matrix(
-                (data, (self.item, cols)), shape=(self.n_items, self.n_sources * self.n_classes)
-            )
-            V.sum_duplicates()
+            item = self.item
+            if self.n_votes > 0 and bool(np.all(item[1:] >= item[:-1])):
+                # votes grouped by item (the usual order of loaded data): the CSR arrays
+                # directly, no COO conversion; sort/sum within rows only when needed
+                indptr = np.zeros(self.n_items + 1, dtype=np.int64)
+                np.cumsum(np.bincount(item, minlength=self.n_items), out=indptr[1:])
+                V = sp.csr_matrix((data, cols, indptr), shape=shape)
+                if bool(np.all((cols[1:] > cols[:-1]) | (item[1:] != item[:-1]))):
+                    V.has_canonical_format = True
+                else:
+                    V.sum_duplicates()
+            else:
+                V = sp.csr_matrix((data, (self.item, cols)), shape=shape)
+                V.sum_duplicates()
             self._cache["one_hot"] = V
         return self._cache["one_hot"]
 
@@ -446,6 +457,63 @@ def _pick_column(df: pd.DataFrame, candidates: tuple[str, ...], what: str) -> st
     )
 
 
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize(values, sort=False)`` (codes in order of first appearance), with fast
+    paths for integer ids that avoid hashing: sorted ids (one pass), and ids in a range not
+    much larger than their count (a first-index table)."""
+    v = np.asarray(values)
+    n = v.shape[0]
+    if v.dtype.kind not in "iu" or n == 0:
+        return pd.factorize(values, sort=False)
+    if n == 1 or bool(np.all(v[1:] >= v[:-1])):  # nondecreasing: first appearance = sorted
+        new = np.empty(n, dtype=bool)
+        new[0] = True
+        np.not_equal(v[1:], v[:-1], out=new[1:])
+        return np.cumsum(new) - 1, v[new]
+    lo, hi = int(v.min()), int(v.max())
+    if hi - lo > 2 * n + 1024:
+        return pd.factorize(values, sort=False)
+    off = (v - lo).astype(np.int64, copy=False)
+    present = np.flatnonzero(np.bincount(off, minlength=hi - lo + 1))
+    first = np.full(hi - lo + 1, n, dtype=np.int64)
+    head = min(n, 1 << 16)  # few distinct ids (sources) all show up early: no full pass
+    np.minimum.at(first, off[:head], np.arange(head))
+    if (first[present] == n).any():
+        np.minimum.at(first, off, np.arange(n))
+    order = present[np.argsort(first[present], kind="stable")]
+    code = np.empty(hi - lo + 1, dtype=np.int64)
+    code[order] = np.arange(order.shape[0])
+    return code[off], (order + lo).astype(v.dtype)
+
+
+def _int_label_codes(
+    labels: np.ndarray, n_classes: int | None, classes: Any
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Label codes and classes when the labels are integer class ids ``0..k-1`` (the common
+    case, resolved without hashing), else ``None`` (the general path decides and explains)."""
+    if labels.dtype.kind not in "iu" or labels.shape[0] == 0:
+        return None
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0:
+        return None
+    if classes is None:
+        if n_classes is None:
+            return labels.astype(np.int64, copy=False), np.arange(hi + 1)
+        k = _check_n_classes(n_classes)
+        if hi >= k:
+            return None
+        return labels.astype(np.int64, copy=False), np.arange(k)
+    cls = np.asarray(list(classes))
+    if (
+        cls.dtype.kind not in "iu"
+        or not np.array_equal(cls, np.arange(cls.shape[0]))
+        or hi >= cls.shape[0]
+        or (n_classes is not None and _check_n_classes(n_classes) != cls.shape[0])
+    ):
+        return None
+    return labels.astype(np.int64, copy=False), cls
+
+
 def _from_long(
     L: Any,
     n_classes: int | None,
@@ -473,9 +541,9 @@ def _from_long(
         raise ValueError("The long-format input has no rows: it needs at least one vote.")
     if pd.isna(items).any() or pd.isna(sources).any():
         raise ValueError("Long-format input has missing item or source ids; drop those rows.")
-    item_codes, item_ids = pd.factorize(items, sort=False)
+    item_codes, item_ids = _factorize(items)
     if source_names is None:
-        source_codes, source_uniques = pd.factorize(sources, sort=False)
+        source_codes, source_uniques = _factorize(sources)
         names = np.asarray(source_uniques, dtype=object)
     else:
         names = np.asarray(list(source_names), dtype=object)
@@ -486,6 +554,23 @@ def _from_long(
                 f"Source {bad!r} was not seen at fit time. Known sources: the estimator's "
                 "source_names_; drop the new source's rows or refit."
             )
+    fast = _int_label_codes(labels, n_classes, classes)
+    if fast is not None:  # integer class ids 0..k-1: no hashing (same result as below)
+        label_codes, cls = fast
+        rows = np.asarray(item_codes, dtype=np.int64)
+        cols = np.asarray(source_codes, dtype=np.int64)
+        rows, cols, labs = _apply_duplicates(rows, cols, label_codes, names.shape[0], duplicates)
+        return LabelMatrix(
+            item=rows,
+            source=cols,
+            label=labs,
+            n_items=int(item_ids.shape[0]),
+            n_sources=int(names.shape[0]),
+            n_classes=int(cls.shape[0]),
+            item_ids=np.asarray(item_ids),
+            source_names=names,
+            classes=cls,
+        )
     missing = pd.isna(labels)
     present = ~np.asarray(missing, dtype=bool)
     lab_values = labels[present]
