@@ -121,15 +121,56 @@ def _environment_line(env: dict[str, Any]) -> str:
     )
 
 
+def _split_parts(rows: list[dict[str, Any]]) -> list[tuple[str | None, list[dict[str, Any]]]]:
+    """Rows tagged with a ``part`` column become one table per part, without empty columns."""
+    if not all("part" in r for r in rows):
+        return [(None, rows)]
+    parts: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        parts.setdefault(str(r["part"]), []).append(r)
+    out = []
+    for name, group in parts.items():
+        keep = [
+            c for c in dict.fromkeys(k for r in group for k in r)
+            if c != "part" and any(r.get(c) not in (None, "") and r.get(c) == r.get(c)
+                                   for r in group)
+        ]
+        out.append((name, [{c: r.get(c) for c in keep} for r in group]))
+    return out
+
+
 def _tables(payload: dict[str, Any]) -> list[tuple[str | None, list[dict[str, Any]]]]:
-    """The row tables of a results payload: ``rows`` plus any other list of dicts."""
+    """The tables of a results payload: ``summary`` first, then ``rows`` (split by part),
+    then any other list of dicts."""
     out: list[tuple[str | None, list[dict[str, Any]]]] = []
+    keys = [k for k in ("summary", "rows") if k in payload]
+    keys += [k for k in payload if k not in {"name", "environment", "summary", "rows"}]
+    for key in keys:
+        value = payload[key]
+        if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+            if key == "rows":
+                label = "all rows" if "summary" in payload else None
+                for part, rows in _split_parts(value):
+                    out.append((part if part is not None else label, rows))
+            else:
+                out.append((key, value))
+    return out
+
+
+def _scalars(payload: dict[str, Any]) -> list[str]:
+    """Other saved values (fitted slopes, estimates, rules) as bullet lines."""
+    lines = []
     for key, value in payload.items():
-        if key in {"name", "environment"}:
+        if key in {"name", "environment", "summary", "rows"}:
             continue
         if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
-            out.append((None if key == "rows" else key, value))
-    return out
+            continue
+        if isinstance(value, dict):
+            inner = ", ".join(f"{k} = {_fmt(v)}" for k, v in value.items())
+            lines.append(f"- **{key}**: {inner}")
+        else:
+            lines.append(f"- **{key}**: {_fmt(value)}")
+    return lines
 
 
 def build(results_dir: Path, docs_dir: Path) -> str:
@@ -160,6 +201,9 @@ def build(results_dir: Path, docs_dir: Path) -> str:
             if name:
                 parts.append(f"\n**{name}**\n")
             parts.append("\n" + markdown_table(rows))
+        scalars = _scalars(payload)
+        if scalars:
+            parts.append("\n" + "\n".join(scalars) + "\n")
         for png in sorted(results_dir.glob(f"{stem}*.png")):
             img_dir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(png, img_dir / png.name)

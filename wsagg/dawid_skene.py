@@ -615,7 +615,7 @@ class DawidSkene(BaseAggregator):
                 stacklevel=3,
             )
         if known is None and hp["class_prior"] is None:
-            self._check_prior_collapse(lm, q0)
+            self._check_prior_collapse(lm, q0, proba)
         return proba
 
     def _run_em(
@@ -643,19 +643,24 @@ class DawidSkene(BaseAggregator):
             obj = new
         return params, history, n_iter, converged, backend.last_posterior()
 
-    def _check_prior_collapse(self, lm: LabelMatrix, q0: np.ndarray) -> None:
-        # mean over covered items of the normalised vote counts, from the soft majority
-        # vote q0 (uncovered items are uniform there)
-        n_unc = lm.n_items - np.count_nonzero(np.bincount(lm.item, minlength=lm.n_items))
+    def _check_prior_collapse(self, lm: LabelMatrix, q0: np.ndarray, q: np.ndarray) -> None:
+        # class shares over the covered items: of the soft majority vote q0 and of the
+        # posterior q (uncovered items are uniform in q0 and follow the prior in q)
+        covered = np.bincount(lm.item, minlength=lm.n_items) > 0
+        n_cov = max(int(np.count_nonzero(covered)), 1)
+        n_unc = lm.n_items - int(np.count_nonzero(covered))
         k = lm.n_classes
-        mv_share = (_col_sum(q0) - n_unc / k) / max(lm.n_items - n_unc, 1)
-        collapsed = np.flatnonzero((mv_share >= 0.01) & (self.class_prior_ < 0.1 * mv_share))
+        mv_share = (_col_sum(q0) - n_unc / k) / n_cov
+        post_share = (_col_sum(q) - _col_sum(q[~covered])) / n_cov
+        share = np.minimum(self.class_prior_, post_share)
+        collapsed = np.flatnonzero((mv_share >= 0.01) & (share < 0.1 * mv_share))
         if collapsed.size:
             c = collapsed[0]
             warnings.warn(
-                f"Prior collapse: EM drove the prior of {collapsed.size} class(es) far below "
-                f"their majority-vote share (class {self.classes_[c]!r}: "
-                f"{self.class_prior_[c]:.3g} vs {mv_share[c]:.3g}). This is a degenerate "
+                f"Prior collapse: EM drove the prior or the posterior share of "
+                f"{collapsed.size} class(es) far below their majority-vote share (class "
+                f"{self.classes_[c]!r}: prior {self.class_prior_[c]:.3g}, posterior share "
+                f"{post_share[c]:.3g} vs {mv_share[c]:.3g}). This is a degenerate "
                 "fixed point, common on labeling-function data that breaks conditional "
                 "independence. Pass known labels y for some items, fix class_prior, try "
                 "abstain='model', or use MajorityVote.",
