@@ -5,7 +5,8 @@ Parts (all on the synthetic Dawid-Skene generator, k = 2, m = 20, coverage 0.5 u
 1. ``peers``: fit + posteriors at n = 300k and 1M: wsagg (fully converged, default tol,
    timed from the same long DataFrame crowd-kit gets), crowd-kit ``DawidSkene`` (defaults),
    Snorkel ``LabelModel`` (defaults, dense input). Everything pinned to one thread
-   (OMP/MKL/OPENBLAS_NUM_THREADS=1, ``torch.set_num_threads(1)``).
+   (OMP/MKL/OPENBLAS_NUM_THREADS=1, ``torch.set_num_threads(1)``); the three run
+   interleaved, 3 repeats, medians reported (all times in ``all_times_s``).
 2. ``iteration``: time of one EM iteration vs the two sparse products alone (ratio).
 3. ``scaling``: time per iteration and per fit from 1e5 to 1e7 votes; log-log slope.
 4. ``huge``: n = 1e7 items (about 1e8 votes) with peak resident memory.
@@ -50,48 +51,56 @@ def _fresh(L):
     return L
 
 
-def part_peers(sizes, rows, peers=True):
+def part_peers(sizes, rows, peers=True, repeats=3):
+    """Interleaved: each repeat times wsagg, crowd-kit and Snorkel in turn on the same data
+    (so that load from other processes hits all of them alike); medians are reported."""
     for n in sizes:
         d = make_dawid_skene(n, 20, 2, coverage=0.5, random_state=0)
         df = d.L.to_long().rename(columns={"item": "task", "source": "worker"})
-        t0 = time.perf_counter()
-        ds = DawidSkene()
-        p = ds.fit_predict_proba(df)
-        t_ws = time.perf_counter() - t0
-        acc_ws = float(np.mean(np.argmax(p, 1) == d.y[np.asarray(ds_items(df))]))
-        row = {
-            "part": "peers",
-            "n": n,
-            "votes": d.L.n_votes,
-            "wsagg_s": t_ws,
-            "wsagg_iter": ds.n_iter_,
-            "wsagg_converged": ds.converged_,
-            "wsagg_acc": acc_ws,
-        }
-        if peers and _has("crowdkit"):
-            from crowdkit.aggregation import DawidSkene as CK
-
+        y_df = d.y[np.asarray(ds_items(df))]
+        has_ck = peers and _has("crowdkit")
+        has_sn = peers and _has("snorkel")
+        dense = d.L.to_dense() if has_sn else None
+        times: dict[str, list[float]] = {"wsagg": [], "crowdkit": [], "snorkel": []}
+        row = {"part": "peers", "n": n, "votes": d.L.n_votes}
+        for _ in range(repeats):
             t0 = time.perf_counter()
-            ck = CK()
-            pr = ck.fit_predict_proba(df)
-            row["crowdkit_s"] = time.perf_counter() - t0
-            row["crowdkit_iter"] = len(ck.loss_history_)
-            pred = pr.reindex(columns=[0, 1]).fillna(0).to_numpy().argmax(1)
-            row["crowdkit_acc"] = float(np.mean(pred == d.y[pr.index.to_numpy()]))
-            row["speedup_vs_crowdkit"] = row["crowdkit_s"] / t_ws
-        if peers and _has("snorkel"):
-            import torch
-            from snorkel.labeling.model import LabelModel
+            ds = DawidSkene()
+            p = ds.fit_predict_proba(df)
+            times["wsagg"].append(time.perf_counter() - t0)
+            row["wsagg_iter"] = ds.n_iter_
+            row["wsagg_converged"] = ds.converged_
+            row["wsagg_acc"] = float(np.mean(np.argmax(p, 1) == y_df))
+            if has_ck:
+                from crowdkit.aggregation import DawidSkene as CK
 
-            torch.set_num_threads(1)
-            dense = d.L.to_dense()
-            t0 = time.perf_counter()
-            lm = LabelModel(cardinality=2, verbose=False)
-            lm.fit(dense, seed=0, progress_bar=False)
-            ps = lm.predict_proba(dense)
-            row["snorkel_s"] = time.perf_counter() - t0
-            row["snorkel_acc"] = float(np.mean(ps.argmax(1) == d.y))
-            row["speedup_vs_snorkel"] = row["snorkel_s"] / t_ws
+                t0 = time.perf_counter()
+                ck = CK()
+                pr = ck.fit_predict_proba(df)
+                times["crowdkit"].append(time.perf_counter() - t0)
+                row["crowdkit_iter"] = len(ck.loss_history_)
+                pred = pr.reindex(columns=[0, 1]).fillna(0).to_numpy().argmax(1)
+                row["crowdkit_acc"] = float(np.mean(pred == d.y[pr.index.to_numpy()]))
+            if has_sn:
+                import torch
+                from snorkel.labeling.model import LabelModel
+
+                torch.set_num_threads(1)
+                t0 = time.perf_counter()
+                lm = LabelModel(cardinality=2, verbose=False)
+                lm.fit(dense, seed=0, progress_bar=False)
+                ps = lm.predict_proba(dense)
+                times["snorkel"].append(time.perf_counter() - t0)
+                row["snorkel_acc"] = float(np.mean(ps.argmax(1) == d.y))
+        row["wsagg_s"] = float(np.median(times["wsagg"]))
+        for peer in ("crowdkit", "snorkel"):
+            if times[peer]:
+                row[f"{peer}_s"] = float(np.median(times[peer]))
+                row[f"speedup_vs_{peer}"] = row[f"{peer}_s"] / row["wsagg_s"]
+        row["repeats"] = repeats
+        row["all_times_s"] = "; ".join(
+            f"{k} " + "/".join(f"{t:.2f}" for t in v) for k, v in times.items() if v
+        )
         rows.append(row)
         print(row, file=sys.stderr)
 
@@ -306,7 +315,7 @@ def main(argv=None):
     rows: list[dict] = []
     scaling = []
     if args.smoke:
-        part_peers([2_000], rows, peers=False)
+        part_peers([2_000], rows, peers=False, repeats=1)
         part_iteration(2_000, rows)
         scaling = part_scaling([1_000, 2_000, 4_000], rows)
         part_manyclass(500, rows, out_dir)

@@ -98,6 +98,8 @@ def test_objective_never_decreases(abstain, model, semi):
     ds = DawidSkene(abstain=abstain, model=model, tol=0.0, max_iter=60)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        # one-coin/ignore on these near-chance sources finds a degenerate (collapsed) fit
+        warnings.simplefilter("ignore", PriorCollapseWarning)
         ds.fit(d.L, y)
     h = ds.log_likelihood_history_
     assert h.shape == (ds.n_iter_ + 1,)
@@ -420,3 +422,105 @@ def test_model_mode_learns_from_unipolar_abstains():
             acc[ab] = np.mean(DawidSkene(abstain=ab).fit_predict(lf) == y)
     acc_mv = np.mean(MajorityVote().fit_predict(lf) == y)
     assert acc["model"] > acc_mv and acc["model"] > acc["ignore"]
+
+
+# ------------------------------------------------------------- diagonal_smoothing="auto"
+def test_auto_diagonal_without_labels_is_weak_prior():
+    d = make_dawid_skene(800, 6, 3, coverage=0.6, random_state=3)
+    auto = DawidSkene().fit(d.L)
+    assert auto.diagonal_smoothing_ == 0.1 and auto.cv_results_ is None
+    fixed = DawidSkene(diagonal_smoothing=0.1).fit(d.L)
+    np.testing.assert_array_equal(auto.predict_proba(d.L), fixed.predict_proba(d.L))
+    # too few known labels for 5 folds: the same fallback
+    y = np.full(800, -1)
+    y[:9] = d.y[:9]
+    few = DawidSkene().fit(d.L, y)
+    assert few.cv_results_ is None and few.diagonal_smoothing_ == 0.1
+
+
+def test_auto_diagonal_cross_validates_on_known_items():
+    d = make_dawid_skene(1_500, 6, 3, coverage=0.5, accuracy=(0.4, 0.8), random_state=4)
+    y = np.where(np.arange(1_500) % 10 == 0, d.y, -1)
+    ds = DawidSkene(random_state=0).fit(d.L, y)
+    cv = ds.cv_results_
+    grid = cv["diagonal_smoothing"]
+    assert grid[0] == 0.1 and np.allclose(np.diff(np.log10(grid)), 1.0)
+    assert grid[-1] >= 10 * np.bincount(d.L.source).max()  # the majority-vote end
+    assert cv["accuracy"].shape == grid.shape
+    assert np.all((cv["accuracy"] >= 0) & (cv["accuracy"] <= 1))
+    assert cv["n_scored"] == np.count_nonzero((y >= 0) & d.L.covered())
+    best = np.flatnonzero(cv["accuracy"] == cv["accuracy"].max())
+    assert ds.diagonal_smoothing_ == cv["chosen"] and cv["chosen"] in grid[best]
+    # the final fit is the plain fit at the chosen value, and the whole thing is reproducible
+    ref = DawidSkene(diagonal_smoothing=cv["chosen"]).fit(d.L, y)
+    np.testing.assert_allclose(ds.predict_proba(d.L), ref.predict_proba(d.L), atol=1e-12)
+    again = DawidSkene(random_state=0).fit(d.L, y)
+    np.testing.assert_array_equal(again.cv_results_["accuracy"], cv["accuracy"])
+
+
+def test_huge_diagonal_smoothing_is_majority_vote():
+    """As d swamps the confusion counts, the posterior mode is the majority vote."""
+    d = make_dawid_skene(1_000, 7, 3, coverage=0.7, random_state=5)
+    counts = d.L.class_counts()
+    top = np.sort(counts, axis=1)
+    clear = top[:, -1] > top[:, -2]  # items without a majority tie
+    p = DawidSkene(abstain="ignore", diagonal_smoothing=1e7).fit_predict_proba(d.L)
+    np.testing.assert_array_equal(p.argmax(1)[clear], counts.argmax(1)[clear])
+
+
+def test_auto_diagonal_bad_value():
+    with pytest.raises(ValueError, match=r"'diagonal_smoothing' parameter .*'auto' or a finite"):
+        DawidSkene(diagonal_smoothing="best").fit(np.array([[0, 1], [1, 1], [0, 0]]))
+
+
+def test_prior_collapse_warns_on_one_class_predictions():
+    """Unipolar sources under abstain='ignore': the votes carry no information, every item
+    gets the same posterior, and all are predicted as one class although the votes split."""
+    rng = np.random.default_rng(0)
+    n = 2_000
+    y = rng.integers(0, 2, n)
+    lf = np.full((n, 6), -1)
+    for j in range(6):
+        fire = rng.random(n) < np.where(y == j % 2, 0.6, 0.1)
+        lf[fire, j] = j % 2
+    with pytest.warns(PriorCollapseWarning, match="predicted share"):
+        DawidSkene(abstain="ignore").fit(lf)
+
+
+# ------------------------------------------------------------------ kernels: fast vs general
+def test_two_class_softmax_matches_general_path():
+    from wsagg._ds_backend import _row_reduce, _softmax_rows
+
+    rng = np.random.default_rng(0)
+    S = rng.normal(scale=300.0, size=(500, 2))  # huge gaps: e^-600 terms, no overflow
+    S[:5] = [[0.0, 0.0], [1e3, -1e3], [-800.0, -800.0], [5.0, 5.0 + 1e-12], [-1e4, 3.0]]
+    idx, yk = np.array([3, 7]), np.array([1, 0])
+    q2, ll2 = _softmax_rows(S.copy(), idx, yk)
+    # the general path: max-shift, exp, normalise
+    mx = _row_reduce(S, np.maximum)
+    E = np.exp(S - mx[:, None])
+    tot = E.sum(axis=1)
+    ref = E / tot[:, None]
+    row_ll = mx + np.log(tot)
+    ll_ref = row_ll.sum() - row_ll[idx].sum() + S[idx, yk].sum()
+    ref[idx] = 0.0
+    ref[idx, yk] = 1.0
+    np.testing.assert_allclose(q2, ref, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(ll2, ll_ref, rtol=1e-12)
+    assert np.all(np.isfinite(q2)) and np.allclose(q2.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("abstain", ["ignore", "model"])
+def test_initial_posterior_from_design_matches_counts(abstain):
+    from wsagg.dawid_skene import _design, _initial_posterior
+
+    d = make_dawid_skene(300, 5, 3, coverage=0.4, random_state=0)
+    # repeated votes (model mode then appends presence columns to the design)
+    lm = LabelMatrix(
+        np.r_[d.L.item, d.L.item[:40]], np.r_[d.L.source, d.L.source[:40]],
+        np.r_[d.L.label, d.L.label[:40]], 300, 5, 3, np.arange(300), np.arange(5), np.arange(3),
+    )
+    y = np.where(np.arange(300) % 4 == 0, d.y, -1)
+    np.testing.assert_allclose(
+        _initial_posterior(lm, y, _design(lm, abstain)), _initial_posterior(lm, y), atol=1e-15
+    )

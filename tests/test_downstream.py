@@ -258,6 +258,11 @@ def test_double_correction_warnings():
     with pytest.warns(DoubleCorrectionWarning, match="double prior correction"):
         SoftLabelClassifier(loss="balanced_softmax", class_prior=np.full(5, 0.2), max_iter=2,
                             progress=False).fit(X, Q)
+    # argmax counts of soft (not one-hot) labels disagree with the labels' own marginal
+    soft = np.array([[0.6, 0.4]] * 50 + [[0.1, 0.9]] * 2)
+    with pytest.warns(DoubleCorrectionWarning, match="'counts'"):
+        SoftLabelClassifier(loss="balanced_softmax", class_prior="counts", max_iter=2,
+                            progress=False).fit(np.ones((52, 2)), soft)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         SoftLabelClassifier(loss="balanced_softmax", class_prior=Q.mean(0), max_iter=2,

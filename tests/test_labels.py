@@ -162,3 +162,71 @@ def test_take_items():
     sub = lm.take_items(np.array([3, 0]))
     np.testing.assert_array_equal(sub.to_dense(), L_DENSE[[3, 0]])
     assert isinstance(sub, LabelMatrix)
+
+
+# ------------------------------------------------- fast integer paths agree with the general one
+def _general_long(items, sources, labels, **kw):
+    """The hashing path (object ids), as the reference for the integer fast paths."""
+    return as_label_matrix(
+        (items.astype(object), sources.astype(object), labels.astype(object)), **kw
+    )
+
+
+@pytest.mark.parametrize("order", ["sorted", "shuffled", "sparse_ids"])
+def test_integer_long_fast_path_matches_general(order):
+    rng = np.random.default_rng(0)
+    n_votes = 3000
+    items = np.sort(rng.integers(0, 400, n_votes))
+    sources = rng.integers(0, 12, n_votes)
+    labels = rng.integers(0, 3, n_votes)
+    if order == "shuffled":
+        perm = rng.permutation(n_votes)
+        items, sources, labels = items[perm], sources[perm], labels[perm]
+    elif order == "sparse_ids":  # ids far apart: the range is too wide for a table
+        items = items * 10**9
+    fast = as_label_matrix((items, sources, labels))
+    ref = _general_long(items, sources, labels)
+    for attr in ("item", "source", "label", "item_ids", "source_names", "classes"):
+        np.testing.assert_array_equal(getattr(fast, attr), getattr(ref, attr))
+    for attr in ("n_items", "n_sources", "n_classes"):
+        assert getattr(fast, attr) == getattr(ref, attr)
+    assert (fast.one_hot() != ref.one_hot()).nnz == 0
+    # and against pandas' factorize directly (order of first appearance)
+    codes, uniq = pd.factorize(items, sort=False)
+    np.testing.assert_array_equal(fast.item, codes)
+    np.testing.assert_array_equal(fast.item_ids, uniq)
+
+
+def test_integer_long_fast_path_classes_and_errors():
+    items, sources = np.array([0, 0, 1]), np.array([0, 1, 0])
+    labels = np.array([0, 2, 1])
+    lm = as_label_matrix((items, sources, labels), n_classes=4)
+    np.testing.assert_array_equal(lm.classes, np.arange(4))
+    lm = as_label_matrix((items, sources, labels), classes=[0, 1, 2])
+    np.testing.assert_array_equal(lm.label, labels)
+    with pytest.raises(ValueError, match="Unknown class label"):
+        as_label_matrix((items, sources, labels), classes=[0, 1])
+    with pytest.raises(ValueError, match="n_classes=2"):
+        as_label_matrix((items, sources, labels), n_classes=2)
+
+
+@pytest.mark.parametrize("repeat", [False, True])
+def test_one_hot_fast_path_matches_coo(repeat):
+    """Votes grouped by item build the CSR directly; same matrix as the COO route."""
+    rng = np.random.default_rng(1)
+    item = np.sort(rng.integers(0, 50, 400))
+    source = rng.integers(0, 7, 400)
+    if not repeat:  # one vote per (item, source)
+        key = np.unique(item * 7 + source)
+        item, source = key // 7, key % 7
+    label = rng.integers(0, 3, item.size)
+    lm = LabelMatrix(item, source, label, 50, 7, 3, np.arange(50), np.arange(7), np.arange(3))
+    V = lm.one_hot()
+    perm = rng.permutation(item.size)  # not grouped: the COO route
+    ref = LabelMatrix(
+        item[perm], source[perm], label[perm], 50, 7, 3, np.arange(50), np.arange(7), np.arange(3)
+    ).one_hot()
+    assert V.has_canonical_format
+    np.testing.assert_array_equal(V.toarray(), ref.toarray())
+    np.testing.assert_array_equal(V.indptr, ref.indptr)
+    np.testing.assert_array_equal(V.indices, ref.indices)

@@ -25,7 +25,7 @@ plus, optionally, the class frequencies ``sum_i z_il`` with bias weights ``gamma
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -42,6 +42,8 @@ __all__ = [
 ]
 
 FAMILIES = ("accuracy", "class_accuracy", "confusion")
+# largest U * d for which the Hessian's M (U x d) is formed densely (128 MiB)
+_DENSE_GRAM_MAX = 2**24
 
 
 def wilson_interval(
@@ -103,27 +105,42 @@ def family_trials(family: str, vote_counts: np.ndarray, m: int, k: int) -> np.nd
     return np.repeat(vote_counts, k)
 
 
-def group_patterns(
-    V: sp.csr_matrix, dense_rows: np.ndarray | None = None
-) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+def group_patterns(V: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
     """Distinct rows of the one-hot vote matrix ``V``: ``(V_unique, counts, inverse)``.
 
-    ``dense_rows`` (the ``(n, m)`` label matrix with ``-1`` = abstain, when no source votes
-    twice on an item) is the cheaper key; otherwise the rows of ``V`` itself are the key.
-    The dual depends on an item only through its row of ``V``, so grouping is exact.
+    The dual depends on an item only through its row of ``V``, so grouping is exact. Each
+    row is encoded exactly as a few integers — its entries (vote counts, ``0/1`` unless a
+    source votes twice) are the digits, in base ``1 + max count``, of one integer per block
+    of columns small enough that the code stays below ``2^52`` (exact in the float64 sums
+    of ``np.bincount``) — and the codes are sorted (``argsort`` for one word, ``lexsort``
+    for several): ``O(nnz + n log n)``, no Python loop over items, and no ``np.unique``
+    (whose hash-based path is slow on large arrays in numpy 2.x).
     """
-    if dense_rows is not None:
-        key = dense_rows
-    else:
-        key = V.toarray()
-    small = np.int8 if key.size == 0 or (key.min() >= -128 and key.max() < 127) else np.int64
-    key = np.ascontiguousarray(key.astype(small, copy=False))
-    # one opaque bytes value per row: a 1-D sort instead of np.unique(axis=0)'s lexsort
-    rows = key.view(np.dtype((np.void, key.dtype.itemsize * key.shape[1]))).ravel()
-    _, first, inverse, counts = np.unique(
-        rows, return_index=True, return_inverse=True, return_counts=True
-    )
-    return V[first].tocsr(), counts.astype(np.float64), inverse.ravel()
+    V = sp.csr_matrix(V)
+    V.sum_duplicates()
+    n, n_cols = V.shape
+    if n == 0:
+        return V, np.zeros(0), np.zeros(0, dtype=np.int64)
+    row = np.repeat(np.arange(n), np.diff(V.indptr))
+    counts_v = np.rint(V.data).astype(np.int64)
+    base = int(counts_v.max()) + 1 if counts_v.size else 2
+    per = max(1, int(52 // np.log2(base)))
+    words = []
+    for start in range(0, max(n_cols, 1), per):
+        sel = (V.indices >= start) & (V.indices < start + per)
+        weights = counts_v[sel] * np.power(float(base), V.indices[sel] - start)
+        words.append(np.bincount(row[sel], weights=weights, minlength=n).astype(np.int64))
+    order = np.argsort(words[0]) if len(words) == 1 else np.lexsort(words)
+    new_group = np.zeros(n, dtype=bool)
+    new_group[0] = True
+    for w in words:
+        ws = w[order]
+        new_group[1:] |= ws[1:] != ws[:-1]
+    starts = np.flatnonzero(new_group)
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.cumsum(new_group) - 1
+    counts = np.diff(np.append(starts, n)).astype(np.float64)
+    return V[order[starts]].tocsr(), counts, inverse
 
 
 @dataclass
@@ -150,6 +167,14 @@ class DualProblem:
     k: int
     has_bias: bool
     _VT: sp.csr_matrix | None = field(default=None, repr=False)
+    _X: sp.csr_matrix | None = field(default=None, repr=False)
+    _XT: sp.csr_matrix | None = field(default=None, repr=False)
+    _nnz_row: tuple | None = field(default=None, repr=False)
+    _memo: tuple | None = field(default=None, repr=False)
+
+    def without_cache(self) -> DualProblem:
+        """A copy sharing the data but none of the cached design matrices / evaluations."""
+        return replace(self, _VT=None, _X=None, _XT=None, _nnz_row=None, _memo=None)
 
     @property
     def n_items(self) -> float:
@@ -169,6 +194,39 @@ class DualProblem:
             self._VT = self.V.T.tocsr()
         return self._VT
 
+    @property
+    def X(self) -> sp.csr_matrix:
+        """Design matrix of shape ``(k U, d)``, class-major: row ``l U + u`` is the feature
+        vector ``phi(x_u, l)``, so that ``(X @ theta).reshape(k, U)`` are the scores ``S^T``.
+
+        Class-major rows make every per-pattern reduction over the ``k`` classes an
+        element-wise operation on ``k`` contiguous length-``U`` vectors (a reduction over a
+        short inner axis is many times slower in numpy).
+        """
+        if self._X is None:
+            U, k = self.n_patterns, self.k
+            blocks = []
+            for cls in range(k):
+                # B's rows (j, l', l) for scored class l = cls: W[:, cls] = B_cls @ theta_w
+                Xl = (self.V @ self.B[cls::k]).tocsr()
+                if self.has_bias:
+                    e_l = sp.csr_matrix(
+                        (np.ones(U), (np.arange(U), np.full(U, cls))), shape=(U, k)
+                    )
+                    Xl = sp.hstack([e_l, Xl], format="csr")
+                blocks.append(Xl)
+            X = sp.vstack(blocks, format="csr")
+            X.sum_duplicates()
+            self._X = X
+        return self._X
+
+    @property
+    def XT(self) -> sp.csr_matrix:
+        """``X.T`` in CSR (gradient ``X^T r`` is then one row-wise sparse pass)."""
+        if self._XT is None:
+            self._XT = self.X.T.tocsr()
+        return self._XT
+
     def split(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(gamma, W)`` with ``W`` of shape ``(m*k, k)``."""
         k = self.k
@@ -180,23 +238,69 @@ class DualProblem:
         return gamma, W
 
     def scores(self, theta: np.ndarray) -> np.ndarray:
-        gamma, W = self.split(theta)
-        return np.asarray(self.V @ W) + gamma
+        """Scores ``S`` of shape ``(U, k)``."""
+        return self._scores_t(theta).T
+
+    def _scores_t(self, theta: np.ndarray) -> np.ndarray:
+        return (self.X @ np.asarray(theta, dtype=np.float64)).reshape(self.k, self.n_patterns)
+
+    def _evaluate(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """``(f, grad f, CP)`` at ``theta`` with ``CP[l, u] = (c_u / N) p_ul``; memoised for
+        the last point (the solvers ask for value, gradient and Hessian at the same point)."""
+        theta = np.asarray(theta, dtype=np.float64)
+        key = theta.tobytes()
+        if self._memo is not None and self._memo[0] == key:
+            return self._memo[1], self._memo[2].copy(), self._memo[3]
+        N = self.n_items
+        w = self.counts / N
+        P = self._scores_t(theta)  # (k, U) scores, then probabilities in place
+        mx = P.max(axis=0)
+        P -= mx
+        np.exp(P, out=P)
+        tot = P.sum(axis=0)
+        lse = mx + np.log(tot)
+        P *= w / tot  # CP
+        grad = self.XT @ P.ravel() - self.s / N
+        f = float(w @ lse) - float(theta @ self.s) / N
+        self._memo = (key, f, grad, P)
+        return f, grad.copy(), P
 
     def smooth(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """Smooth part ``(1/N)[sum_u c_u lse(S_u) - theta.s]`` and its gradient (numpy)."""
-        N = self.n_items
-        S = self.scores(theta)
-        mx = S.max(axis=1)
-        P = np.exp(S - mx[:, None])
-        tot = P.sum(axis=1)
-        lse = mx + np.log(tot)
-        CP = P * ((self.counts / N) / tot)[:, None]
-        G = np.asarray(self.VT @ CP).ravel()
-        grad_w = self.B.T @ G
-        grad = np.concatenate([CP.sum(axis=0), grad_w]) if self.has_bias else grad_w
-        f = float(self.counts @ lse) / N - float(theta @ self.s) / N
-        return f, grad - self.s / N
+        f, g, _ = self._evaluate(theta)
+        return f, g
+
+    def hessian(self, theta: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """Dense Hessian of the smooth part, restricted to the coordinates ``idx``.
+
+        ``H = sum_u (c_u/N) Cov_{p_u}[phi(x_u, .)] = X^T diag(cp) X - M^T diag(N/c) M`` where
+        ``cp_{lu} = (c_u/N) p_ul`` and ``M = sum_l diag(cp_l) X_l`` (``X_l`` the rows of class
+        ``l``, so row ``u`` of ``M`` is ``(c_u/N) E_{p_u}[phi(x_u, .)]``). Cost: one sparse
+        product ``O(sum_r nnz(X_r)^2)`` and, for ``M``, a scatter-add plus a dense ``U x d``
+        Gram product (a sparse one when ``U d`` is large); ``d`` is small.
+        """
+        _, _, CP = self._evaluate(theta)
+        U, d = self.n_patterns, self.dim
+        X = self.X
+        if self._nnz_row is None:
+            itype = np.int32 if X.shape[0] < 2**31 else np.int64
+            row = np.repeat(np.arange(X.shape[0], dtype=itype), np.diff(X.indptr))
+            self._nnz_row = (row, row % itype(U))
+        row, u = self._nnz_row
+        DX = sp.csr_matrix((X.data * CP.ravel()[row], X.indices, X.indptr), shape=X.shape)
+        H = (self.XT @ DX).toarray()
+        scale = 1.0 / np.sqrt(self.counts / self.n_items)
+        if U * d <= _DENSE_GRAM_MAX:
+            flat = u.astype(np.int64) * d + X.indices
+            M = np.bincount(flat, weights=DX.data, minlength=U * d).reshape(U, d)
+            M *= scale[:, None]
+            H -= M.T @ M
+        else:
+            Ms = sp.csr_matrix((DX.data * scale[u], (u, X.indices)), shape=(U, d))
+            H -= (Ms.T @ Ms).toarray()
+        if idx is not None:
+            H = H[np.ix_(idx, idx)]
+        return H
 
     def objective(self, theta: np.ndarray) -> float:
         """Full dual objective ``F(theta)`` in per-item units."""

@@ -69,7 +69,12 @@ def solve_cvxpy(problem: DualProblem, *, solver: str = "CLARABEL", verbose: bool
     )
     prob = cp.Problem(cp.Minimize(obj))
     try:
-        prob.solve(solver=solver, verbose=verbose)
+        with warnings.catch_warnings():
+            # cvxpy's generic "Solution may be inaccurate" UserWarning duplicates the
+            # RuntimeWarning that check_status issues (naming the solver) for that status
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate",
+                                    category=UserWarning)
+            prob.solve(solver=solver, verbose=verbose)
     except cp.error.SolverError as err:
         raise RuntimeError(f"cvxpy solver {solver} failed on the adversarial dual: {err}") from err
     status = check_status(prob.status, solver)

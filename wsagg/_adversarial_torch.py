@@ -1,12 +1,14 @@
 """Torch solver of the adversarial log-loss dual (CPU or CUDA).
 
 The expensive part of every iteration is the pass over the distinct vote patterns: one
-sparse-dense product for the scores, a row-wise log-sum-exp, and one sparse-dense product
-for the gradient — ``O(nnz(V) k)`` work that a GPU does well. This module evaluates that
+sparse matrix-vector product with the design ``X`` (class-major, see
+:attr:`DualProblem.X`) for the scores, a log-sum-exp over the classes, and one with ``X^T``
+for the gradient — ``O(nnz(X))`` work that a GPU does well. This module evaluates that
 oracle with torch (float64, sparse CSR) on ``device`` and hands the small ``d``-dimensional
-optimisation (``d <= k + m k^2`` weights) to the same L-BFGS-B driver as the scipy solver
-(:mod:`wsagg._adversarial_scipy`): per iteration only a ``d``-vector crosses between
-host and device.
+optimisation (``d <= k + m k^2`` weights) to the same driver as the scipy solver
+(:mod:`wsagg._adversarial_scipy`: L-BFGS-B, then active-set Newton whose ``d x d`` Hessian
+is assembled on the host): per iteration only a ``d``-vector crosses between host and
+device.
 """
 
 from __future__ import annotations
@@ -51,31 +53,20 @@ def make_torch_oracle(problem: DualProblem, device: str = "cpu"):
         raise RuntimeError(
             "device='cuda' was requested but torch sees no CUDA device; use device='cpu'."
         )
-    k, N = problem.k, problem.n_items
-    V = _csr_to_torch(problem.V, dev)
-    VT = _csr_to_torch(problem.VT, dev)
-    Bd = torch.from_numpy(problem.B.toarray()).to(dev)  # (m*k*k, d_w), small
+    k, U, N = problem.k, problem.n_patterns, problem.n_items
+    X = _csr_to_torch(problem.X, dev)  # (k U, d), class-major rows
+    XT = _csr_to_torch(problem.XT, dev)  # (d, k U)
     w = torch.from_numpy(problem.counts / N).to(dev)
     s = torch.from_numpy(problem.s / N).to(dev)
-    has_bias = problem.has_bias
 
     def oracle(theta_np: np.ndarray) -> tuple[float, np.ndarray]:
         theta = torch.from_numpy(np.ascontiguousarray(theta_np, dtype=np.float64)).to(dev)
-        if has_bias:
-            gamma, tw = theta[:k], theta[k:]
-        else:
-            gamma, tw = None, theta
-        W = (Bd @ tw).reshape(-1, k)
-        S = V @ W
-        if gamma is not None:
-            S = S + gamma
-        lse = torch.logsumexp(S, dim=1)
-        CP = torch.exp(S - lse[:, None]) * w[:, None]
-        G = (VT @ CP).reshape(-1)
-        grad_w = Bd.T @ G
-        grad = torch.cat([CP.sum(dim=0), grad_w]) if has_bias else grad_w
+        St = torch.mv(X, theta).reshape(k, U)
+        lse = torch.logsumexp(St, dim=0)
+        CP = torch.exp(St - lse) * w
+        grad = torch.mv(XT, CP.reshape(-1)) - s
         f = w @ lse - theta @ s
-        return float(f.item()), (grad - s).cpu().numpy()
+        return float(f.item()), grad.cpu().numpy()
 
     return oracle
 

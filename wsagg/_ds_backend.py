@@ -91,12 +91,39 @@ def _softmax_rows(
     one-hot posterior.
     """
     ll_known = float(S[known_idx, known_y].sum()) if known_idx.size else 0.0
+    if S.shape[1] == 2:
+        return _softmax_two(S, known_idx, known_y, ll_known)
     mx = _row_reduce(S, np.maximum)
     S -= mx[:, None]
     np.exp(S, out=S)
     tot = _row_reduce(S, np.add)
     S /= tot[:, None]
     row_ll = mx + np.log(tot)
+    if known_idx.size:
+        row_ll[known_idx] = 0.0
+        S[known_idx] = 0.0
+        S[known_idx, known_y] = 1.0
+    return S, float(row_ll.sum()) + ll_known
+
+
+def _softmax_two(
+    S: np.ndarray, known_idx: np.ndarray, known_y: np.ndarray, ll_known: float
+) -> tuple[np.ndarray, float]:
+    """:func:`_softmax_rows` for two classes, on length-``n`` arrays: with ``g = -|S_0 -
+    S_1| <= 0`` the larger class gets ``1 / (1 + e^g)``, the other ``e^g / (1 + e^g)``, and
+    the row log-likelihood is ``max + log1p(e^g)`` (no overflow, no cancellation)."""
+    s0, s1 = S[:, 0], S[:, 1]
+    mx = np.maximum(s0, s1)
+    first = s0 >= s1
+    g = np.subtract(s1, s0)
+    np.negative(np.abs(g, out=g), out=g)
+    e = np.exp(g, out=g)
+    row_ll = np.log1p(e)
+    row_ll += mx
+    big = np.divide(1.0, 1.0 + e)
+    small = np.multiply(e, big, out=e)
+    S[:, 0] = np.where(first, big, small)
+    S[:, 1] = np.where(first, small, big)
     if known_idx.size:
         row_ll[known_idx] = 0.0
         S[known_idx] = 0.0

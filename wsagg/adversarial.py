@@ -106,19 +106,28 @@ class AdversarialLogLoss(BaseAggregator):
     widen_margin : float
         Relative margin added to ``t*`` when widening (keeps the polytope full-dimensional).
     check_feasibility : bool
-        Run the feasibility LP before solving (cost: one LP in ``U k`` variables, ``U`` =
-        distinct vote patterns). When off, an empty polytope is still caught from the dual
-        (a negative dual objective certifies emptiness) but cannot be widened.
+        Verify that the boxes admit a labeling. With the fast solvers the verification is
+        free when the solve succeeds: at a KKT point the max-entropy labeling
+        ``z_u = c_u softmax(S_u)`` satisfies ``|A z - s| <= e`` (the optimality condition
+        ``|grad f| <= e/N``), a certificate that the polytope is non-empty. Only when the
+        solve does not reach an optimal status (an empty polytope makes the dual unbounded
+        below; one without interior makes weights diverge) does the feasibility LP run (one
+        LP in ``U k`` variables, ``U`` = distinct vote patterns), to raise the clear error or
+        widen. ``solver="cvxpy"`` runs the LP first. When off, an empty polytope is still
+        caught from the dual (a negative dual objective certifies emptiness) but cannot be
+        widened.
     solver : {"scipy", "cvxpy", "torch"}
-        ``"scipy"``: L-BFGS-B on the split variable ``theta = theta+ - theta-`` plus Newton
-        polishing (fast, default); ``"cvxpy"``: exponential-cone reference; ``"torch"``:
-        the same L-BFGS-B driver with the pattern pass evaluated by torch on ``device``.
+        ``"scipy"``: L-BFGS-B on the split variable ``theta = theta+ - theta-`` to identify
+        the signs of the weights, then an active-set (orthant-wise) Newton method with the
+        exact ``d x d`` Hessian (fast, default); ``"cvxpy"``: exponential-cone reference;
+        ``"torch"``: the same driver with the pattern pass evaluated by torch on ``device``.
     device : str
         Torch device for ``solver="torch"`` (``"cpu"``, ``"cuda"``).
     cvxpy_solver : str
         cvxpy solver name (default ``"CLARABEL"``).
     tol : float
-        Gradient tolerance of L-BFGS-B.
+        Gradient tolerance of the full-accuracy L-BFGS-B fallback; the solve is
+        ``"optimal"`` when the KKT violation is at most ``max(1e-7, 100 tol)``.
     max_iter : int
         Iteration cap of L-BFGS-B.
     group_patterns : bool
@@ -158,7 +167,13 @@ class AdversarialLogLoss(BaseAggregator):
     widening_factor_ : float
         ``1.0`` unless ``on_infeasible="widen"`` widened the boxes.
     feasibility_factor_ : float or None
-        ``t*`` from the feasibility LP (``<= 1``: the boxes admit a labeling).
+        ``t*`` from the feasibility LP (``<= 1``: the boxes admit a labeling); ``None`` when
+        the LP did not run.
+    feasibility_check_ : {"dual", "lp", "off"}
+        How non-emptiness was established: the KKT certificate of the dual solution, the
+        LP, or not checked (``check_feasibility=False``).
+    dual_problem_ : DualProblem
+        The pattern-grouped dual that was solved (without its cached design matrices).
     n_patterns_ : int
         Distinct vote patterns among the target items.
     n_target_items_ : int
@@ -327,8 +342,7 @@ class AdversarialLogLoss(BaseAggregator):
         family = self.constraints
         V = target.one_hot()
         if self.group_patterns:
-            dense = None if target.has_repeats() else target.to_dense()
-            Vu, counts, _ = group_patterns(V, dense)
+            Vu, counts, _ = group_patterns(V)
         else:
             Vu, counts = V, np.ones(target.n_items)
         N = float(counts.sum())
@@ -382,28 +396,22 @@ class AdversarialLogLoss(BaseAggregator):
             has_bias=has_bias,
         )
 
-        widening, t_star = 1.0, None
-        if self.check_feasibility:
-            t_star, _ = min_widening_factor(problem)
-            if t_star > _DEGENERATE_T:
-                if self.on_infeasible == "raise" or not np.isfinite(t_star):
-                    how = (
-                        "no widening of the intervals helps (an equality constraint cannot "
-                        "be met)"
-                        if not np.isfinite(t_star)
-                        else f"the half-widths would need widening by a factor {t_star:.4g}"
-                    )
-                    raise ValueError(
-                        "The constraint polytope is empty (or has no interior): no labeling "
-                        "of the target items satisfies all the accuracy/class-frequency "
-                        f"intervals; {how}. This happens with few labeled items. Pass "
-                        "on_infeasible='widen', raise the confidence level, or use more "
-                        "labeled items."
-                    )
-                widening = float(max(t_star, 1.0) * (1.0 + self.widen_margin))
-                problem.e = problem.e * widening
-
+        widening, t_star, check = 1.0, None, "off"
+        if self.check_feasibility and self.solver == "cvxpy":
+            # the reference solver cannot tell an empty polytope from a numerical failure
+            widening, t_star = self._feasibility_lp(problem)
+            check = "lp"
         result = self._solve(problem)
+        if self.check_feasibility and self.solver != "cvxpy":
+            if result["status"] == "optimal" and result["objective"] >= -1e-9:
+                # KKT certificate: the max-entropy labeling z_u = c_u softmax(S_u) satisfies
+                # |A z - s| <= e up to the KKT tolerance, so the polytope is non-empty
+                check = "dual"
+            else:
+                widening, t_star = self._feasibility_lp(problem)
+                check = "lp"
+                if widening != 1.0:
+                    result = self._solve(problem)
         if result["objective"] < -1e-9:
             raise ValueError(
                 "The adversarial dual is unbounded below (objective "
@@ -443,9 +451,10 @@ class AdversarialLogLoss(BaseAggregator):
         self.kkt_violation_ = float(result.get("kkt", np.nan))
         self.widening_factor_ = widening
         self.feasibility_factor_ = t_star
+        self.feasibility_check_ = check
         self.n_patterns_ = problem.n_patterns
         self.n_target_items_ = int(N)
-        self.dual_problem_ = problem
+        self.dual_problem_ = problem.without_cache()  # the caches are O(nnz) arrays
 
         # bounds as probabilities after widening
         half_w = (hi_w - lo_w) / 2.0 * widening
@@ -479,6 +488,30 @@ class AdversarialLogLoss(BaseAggregator):
         self.accuracy_bounds_ = (
             np.column_stack([mid_w - half_w, mid_w + half_w]) if family == "accuracy" else None
         )
+
+    def _feasibility_lp(self, problem: DualProblem) -> tuple[float, float]:
+        """Run the feasibility LP; raise on an empty polytope or widen ``problem.e`` in place.
+
+        Returns ``(widening_factor, t_star)``.
+        """
+        t_star, _ = min_widening_factor(problem)
+        if t_star <= _DEGENERATE_T:
+            return 1.0, t_star
+        if self.on_infeasible == "raise" or not np.isfinite(t_star):
+            how = (
+                "no widening of the intervals helps (an equality constraint cannot be met)"
+                if not np.isfinite(t_star)
+                else f"the half-widths would need widening by a factor {t_star:.4g}"
+            )
+            raise ValueError(
+                "The constraint polytope is empty (or has no interior): no labeling of the "
+                "target items satisfies all the accuracy/class-frequency intervals; "
+                f"{how}. This happens with few labeled items. Pass on_infeasible='widen', "
+                "raise the confidence level, or use more labeled items."
+            )
+        widening = float(max(t_star, 1.0) * (1.0 + self.widen_margin))
+        problem.e = problem.e * widening
+        return widening, t_star
 
     def _interval(
         self, hits: np.ndarray, trials: np.ndarray, p_hat: np.ndarray

@@ -46,7 +46,10 @@ MAP-EM. Dirichlet priors make every probability positive: confusion rows
 posterior modes, e.g. :math:`\\Theta_j[c, l] = (N_{jcl} + s + d[c = l]) / (\\sum_{l'}
 N_{jcl'} + k s + d)` with :math:`N_{jcl} = \\sum_i q_{ic} V_{i, jk+l}`. The objective
 ``log_likelihood_`` is the observed-data log-likelihood plus the log prior densities
-(constants dropped); EM never decreases it.
+(constants dropped); EM never decreases it. As ``d`` grows past the sources' vote counts,
+``Theta_j -> I`` and the posterior mode becomes the majority vote; ``d="auto"`` picks ``d``
+by cross-validation on the known labels (``0.1`` without them), so that the fit can fall
+back towards majority vote when the known items say DS is worse.
 
 References
 ----------
@@ -69,7 +72,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
-from wsagg._ds_backend import _col_sum, make_backend
+from wsagg._ds_backend import _col_sum, _row_reduce, make_backend
 from wsagg.base import BaseAggregator
 from wsagg.labels import LabelMatrix
 
@@ -205,14 +208,28 @@ def _log_prior_density(p: _Params, hp: dict[str, Any]) -> float:
     return out
 
 
-def _initial_posterior(lm: LabelMatrix, known: np.ndarray | None) -> np.ndarray:
-    """Soft majority vote (normalised vote counts), uniform for items without a vote."""
+def _initial_posterior(
+    lm: LabelMatrix, known: np.ndarray | None, design: _Design | None = None
+) -> np.ndarray:
+    """Soft majority vote (normalised vote counts), uniform for items without a vote.
+
+    With the ``design``, the counts are one more sparse product ``X @ B`` (``B`` maps each
+    vote column ``j k + l`` to class ``l``), the cheapest pass over the votes."""
     k = lm.n_classes
-    tot = np.bincount(lm.item, minlength=lm.n_items).astype(np.float64)
-    w = 1.0 / tot[lm.item]  # each vote's share of its item: O(votes), no (n, k) temporaries
-    q = np.bincount(lm.item * k + lm.label, weights=w, minlength=lm.n_items * k)
-    q = q.reshape(lm.n_items, k)
-    q[tot == 0] = 1.0 / k
+    if design is not None:
+        B = np.zeros((design.X.shape[1], k))
+        B[: design.m * k] = np.tile(np.eye(k), (design.m, 1))
+        q = np.asarray(design.X @ B)
+        tot = _row_reduce(q, np.add)
+        covered = tot > 0
+        np.divide(q, tot[:, None], out=q, where=covered[:, None])
+    else:
+        tot = np.bincount(lm.item, minlength=lm.n_items).astype(np.float64)
+        w = 1.0 / tot[lm.item]  # each vote's share of its item: O(votes)
+        q = np.bincount(lm.item * k + lm.label, weights=w, minlength=lm.n_items * k)
+        q = q.reshape(lm.n_items, k)
+        covered = tot > 0
+    q[~covered] = 1.0 / k
     if known is not None:
         idx = np.flatnonzero(known >= 0)
         q[idx] = 0.0
@@ -293,7 +310,7 @@ def _select_diagonal(
         n_scored += held.size
         known_f = np.where(fold == f, -1, known)
         backend = make_backend(est.device, design.X, known_f)
-        q0 = _initial_posterior(lm, known_f)
+        q0 = _initial_posterior(lm, known_f, design)
         for g, dg in enumerate(grid):
             hp_g = {**hp, "diagonal_smoothing": float(dg)}
             with warnings.catch_warnings():
@@ -573,7 +590,7 @@ class DawidSkene(BaseAggregator):
                 self.cv_results_ = cv
         self.diagonal_smoothing_ = hp["diagonal_smoothing"]
         backend = make_backend(self.device, design.X, known)
-        q0 = _initial_posterior(lm, known)
+        q0 = _initial_posterior(lm, known, design)
         rng = check_random_state(self.random_state)
         best = None
         for run in range(self.n_init):
@@ -651,15 +668,17 @@ class DawidSkene(BaseAggregator):
         n_unc = lm.n_items - int(np.count_nonzero(covered))
         k = lm.n_classes
         mv_share = (_col_sum(q0) - n_unc / k) / n_cov
-        post_share = (_col_sum(q) - _col_sum(q[~covered])) / n_cov
-        share = np.minimum(self.class_prior_, post_share)
+        pred = np.argmax(q[covered], axis=1) if n_unc else np.argmax(q, axis=1)
+        post_share = np.bincount(pred, minlength=k) / n_cov  # share of items predicted c
+        # (predicted shares of a handful of items say nothing: only from 50 covered items)
+        share = np.minimum(self.class_prior_, post_share) if n_cov >= 50 else self.class_prior_
         collapsed = np.flatnonzero((mv_share >= 0.01) & (share < 0.1 * mv_share))
         if collapsed.size:
             c = collapsed[0]
             warnings.warn(
-                f"Prior collapse: EM drove the prior or the posterior share of "
+                f"Prior collapse: EM drove the prior or the predicted share of "
                 f"{collapsed.size} class(es) far below their majority-vote share (class "
-                f"{self.classes_[c]!r}: prior {self.class_prior_[c]:.3g}, posterior share "
+                f"{self.classes_[c]!r}: prior {self.class_prior_[c]:.3g}, predicted share "
                 f"{post_share[c]:.3g} vs {mv_share[c]:.3g}). This is a degenerate "
                 "fixed point, common on labeling-function data that breaks conditional "
                 "independence. Pass known labels y for some items, fix class_prior, try "

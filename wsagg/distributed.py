@@ -884,6 +884,17 @@ def _fit_em(est: Any, parts: VotePartitions, runner: _Runner) -> Any:
             stacklevel=3,
         )
     n_votes = int(sum(r["n_votes"] for r in inits))
+    est.diagonal_smoothing_ = hp["diagonal_smoothing"]
+    est.cv_results_ = None
+    if hp.get("auto_diagonal") and sum(r["n_known"] for r in inits) > 0:
+        warnings.warn(
+            "diagonal_smoothing='auto' chooses d by cross-validation on the known labels "
+            "only for in-memory fits; this partitioned fit uses the unsupervised default "
+            f"d={hp['diagonal_smoothing']:g}. Pass diagonal_smoothing=<float> (e.g. the "
+            "diagonal_smoothing_ of an in-memory fit on a sample) to choose it.",
+            UserWarning,
+            stacklevel=3,
+        )
     est.abstain_ = _resolve_abstain(
         est.abstain, np.sum([r["source_class"] for r in inits], axis=0), n_votes, n, m
     )

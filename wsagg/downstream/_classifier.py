@@ -228,9 +228,11 @@ class SoftLabelClassifier(ClassifierMixin, BaseEstimator):
             prior = counts / counts.sum()
         else:
             prior = check_prior(self.class_prior, k, name="class_prior")
-            if self.loss in _REBALANCING_LOSSES or self.posthoc == "logit_adjust":
-                check_double_correction(Q, prior, sample_weight=s, stacklevel=3,
-                                        what="class_prior")
+        if not (isinstance(self.class_prior, str) and self.class_prior == "auto") and (
+            self.loss in _REBALANCING_LOSSES or self.posthoc == "logit_adjust"
+        ):
+            check_double_correction(Q, prior, sample_weight=s, stacklevel=3,
+                                    what=f"class_prior={self.class_prior!r}"[:60])
         uses_prior = (
             self.loss in ("logit_adjusted", "balanced_softmax")
             or self.posthoc == "logit_adjust"
