@@ -1,7 +1,7 @@
 """Prior correction end to end: aggregator soft labels -> correction -> classifier.
 
 For each dataset, the label matrix of the training items goes through an aggregator
-(majority vote by default) and one of these corrections before a linear
+(majority vote and Dawid-Skene by default) and one of these corrections before a linear
 ``SoftLabelClassifier`` (Adam, full batch) is trained on TF-IDF features of the texts:
 
 ``none``          soft cross-entropy on the soft labels;
@@ -30,7 +30,7 @@ Datasets (``../shared/data``; read its MANIFEST first):
 
 Usage::
 
-    python benchmarks/bench_longtail_pipeline.py [--seeds 5] [--aggregators mv ds]
+    python benchmarks/bench_longtail_pipeline.py [--seeds 5] [--aggregators mv ds] [--threads 1]
     python benchmarks/bench_longtail_pipeline.py --smoke --out-dir /tmp/x
 """
 
@@ -175,23 +175,31 @@ def plot(summary: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     datasets = list(dict.fromkeys(r["dataset"] for r in summary))
+    aggs = list(dict.fromkeys(r["aggregator"] for r in summary))
     metrics_ = ("balanced_accuracy", "macro_f1", "tail_recall")
-    fig, axes = plt.subplots(len(metrics_), 1, figsize=(1.6 * len(datasets) * 2.2, 8),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(metrics_), len(aggs),
+                             figsize=(max(1.6 * len(datasets) * 2.2, 6) * len(aggs), 8),
+                             squeeze=False, sharey="row")
     methods = list(dict.fromkeys(r["method"] for r in summary))
     width = 0.8 / len(methods)
     colors = plt.cm.tab10(np.arange(len(methods)))
+    by_key = {(r["dataset"], r["aggregator"], r["method"]): r for r in summary}
     for a, met in enumerate(metrics_):
-        ax = axes[a, 0]
-        for j, meth in enumerate(methods):
-            vals = [next((r[f"{met}_mean"], r[f"{met}_std"]) for r in summary
-                         if r["dataset"] == ds and r["method"] == meth) for ds in datasets]
-            ax.bar(np.arange(len(datasets)) + j * width, [v[0] for v in vals], width,
-                   yerr=[v[1] for v in vals], color=colors[j], label=meth, capsize=2)
-        ax.set_xticks(np.arange(len(datasets)) + 0.4 - width / 2)
-        ax.set_xticklabels(datasets)
-        ax.set_ylabel(met)
-        ax.set_ylim(0, 1.05)
+        for b, agg in enumerate(aggs):
+            ax = axes[a, b]
+            for j, meth in enumerate(methods):
+                rs = [by_key.get((ds, agg, meth)) for ds in datasets]
+                ax.bar(np.arange(len(datasets)) + j * width,
+                       [r[f"{met}_mean"] if r else np.nan for r in rs], width,
+                       yerr=[r[f"{met}_std"] if r else 0.0 for r in rs], color=colors[j],
+                       label=meth, capsize=2)
+            ax.set_xticks(np.arange(len(datasets)) + 0.4 - width / 2)
+            ax.set_xticklabels(datasets)
+            ax.set_ylim(0, 1.05)
+            if b == 0:
+                ax.set_ylabel(met)
+            if a == 0:
+                ax.set_title(f"aggregator: {agg}", fontsize=9)
     axes[0, 0].legend(ncol=len(methods), fontsize=7, loc="lower left")
     fig.suptitle("Aggregator soft labels -> correction -> linear classifier (mean ± sd over "
                  "seeds)", fontsize=10)
@@ -203,12 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--datasets", nargs="+",
                     default=["trec", "sms", "spouse", "youtube", "synthetic"])
-    ap.add_argument("--aggregators", nargs="+", default=["mv"])
+    ap.add_argument("--aggregators", nargs="+", default=["mv", "ds"],
+                    help="mv: MajorityVote; ds: DawidSkene (its class_prior_ is the source "
+                    "prior of prior_swap)")
     ap.add_argument("--methods", nargs="+", default=list(METHODS))
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--max-iter", type=int, default=150)
     ap.add_argument("--data-home", type=Path, default=DEFAULT_DATA_HOME)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     args = ap.parse_args(argv)

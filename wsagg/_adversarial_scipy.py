@@ -56,8 +56,9 @@ def solve_lbfgsb(
     """Minimise the dual: L-BFGS-B on the split variable, then active-set Newton (see
     :func:`_solve_lbfgsb`).
 
-    BLAS is limited to one thread during the solve: the updates work on tiny ``d``-vectors, where multi-threaded BLAS only adds synchronisation (measured 100x slower
-    per iteration on a loaded 2-core machine).
+    BLAS is limited to one thread during the solve: the updates work on tiny ``d``-vectors,
+    where multi-threaded BLAS only adds synchronisation (measured 100x slower per iteration
+    on a loaded 2-core machine).
     """
     from threadpoolctl import threadpool_limits
 

@@ -142,6 +142,10 @@ class AdversarialLogLoss(BaseAggregator):
 
     Attributes
     ----------
+    classes_ : ndarray of shape (k,)
+    n_classes_ : int
+    n_sources_ : int
+    source_names_ : ndarray of shape (m,)
     class_bias_ : ndarray (k,)
         ``gamma``.
     source_weights_ : ndarray
