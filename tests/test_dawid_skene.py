@@ -186,21 +186,31 @@ def test_semi_supervised_long_format_series():
 
 
 # ---------------------------------------------------------------------------- backends
+def _with_votes(L: LabelMatrix, item, source, label) -> LabelMatrix:
+    """``L``'s items, sources and classes with the given votes."""
+    return LabelMatrix(
+        item=item,
+        source=source,
+        label=label,
+        n_items=L.n_items,
+        n_sources=L.n_sources,
+        n_classes=L.n_classes,
+        item_ids=L.item_ids,
+        source_names=L.source_names,
+        classes=L.classes,
+    )
+
+
 def _has_repeats_lm() -> LabelMatrix:
     d = make_dawid_skene(400, 5, 3, coverage=0.5, random_state=4)
     L = d.L
     extra = np.flatnonzero(L.source == 0)[:100]  # source 0 votes twice on 100 items
     rng = np.random.default_rng(0)
-    return LabelMatrix(
-        item=np.concatenate([L.item, L.item[extra]]),
-        source=np.concatenate([L.source, L.source[extra]]),
-        label=np.concatenate([L.label, rng.integers(0, 3, extra.size)]),
-        n_items=L.n_items,
-        n_sources=L.n_sources,
-        n_classes=3,
-        item_ids=L.item_ids,
-        source_names=L.source_names,
-        classes=L.classes,
+    return _with_votes(
+        L,
+        np.concatenate([L.item, L.item[extra]]),
+        np.concatenate([L.source, L.source[extra]]),
+        np.concatenate([L.label, rng.integers(0, 3, extra.size)]),
     )
 
 
@@ -223,17 +233,7 @@ def test_repeated_votes_are_observations():
     h = ds.log_likelihood_history_
     assert np.all(np.diff(h) >= -1e-9 * np.abs(h[:-1]))
     # doubling every vote is not the same data as single votes: posteriors sharpen
-    dbl = LabelMatrix(
-        item=np.tile(L.item, 2),
-        source=np.tile(L.source, 2),
-        label=np.tile(L.label, 2),
-        n_items=L.n_items,
-        n_sources=L.n_sources,
-        n_classes=3,
-        item_ids=L.item_ids,
-        source_names=L.source_names,
-        classes=L.classes,
-    )
+    dbl = _with_votes(L, np.tile(L.item, 2), np.tile(L.source, 2), np.tile(L.label, 2))
     p1 = DawidSkene(abstain="ignore").fit_predict_proba(L)
     p2 = DawidSkene(abstain="ignore").fit_predict_proba(dbl)
     assert p2.max(axis=1).mean() > p1.max(axis=1).mean()
@@ -524,3 +524,39 @@ def test_initial_posterior_from_design_matches_counts(abstain):
     np.testing.assert_allclose(
         _initial_posterior(lm, y, _design(lm, abstain)), _initial_posterior(lm, y), atol=1e-15
     )
+
+
+def test_design_separate_forces_the_presence_columns():
+    """``separate=`` (used per partition by wsagg.distributed) forces the design's form; with
+    ``None`` it is ``[V | P]`` exactly under ``abstain="model"`` with repeated votes."""
+    from wsagg.dawid_skene import _design
+
+    L = _has_repeats_lm()
+    m, k = L.n_sources, L.n_classes
+    auto = _design(L, "model")
+    assert auto.separate_presence and auto.X.shape == (L.n_items, m * k + m)
+    assert not _design(L, "ignore").separate_presence
+    forced = _design(L, "ignore", separate=True)
+    assert forced.separate_presence and (forced.X != auto.X).nnz == 0
+    plain = _design(L, "model", separate=False)
+    assert not plain.separate_presence and (plain.X != L.one_hot()).nnz == 0
+    presence = auto.X[:, m * k :].toarray()
+    voted = np.zeros((L.n_items, m))
+    voted[L.item, L.source] = 1.0
+    np.testing.assert_array_equal(presence, voted)
+
+
+def test_resolve_abstain_from_vote_counts():
+    from wsagg.dawid_skene import _resolve_abstain, _vote_counts
+
+    rng = np.random.default_rng(0)
+    lf = np.full((300, 4), -1)
+    for j in range(4):  # unipolar sources with abstains
+        lf[rng.random(300) < 0.3, j] = j % 2
+    lm = as_label_matrix(lf)
+    counts = _vote_counts(lm)
+    np.testing.assert_array_equal(counts.sum(axis=1), np.bincount(lm.source, minlength=4))
+    assert _resolve_abstain("auto", counts, lm.n_votes, lm.n_items) == "model"
+    assert _resolve_abstain("ignore", counts, lm.n_votes, lm.n_items) == "ignore"
+    full = as_label_matrix(rng.integers(0, 2, (300, 4)))  # no abstains: "ignore"
+    assert _resolve_abstain("auto", _vote_counts(full), full.n_votes, full.n_items) == "ignore"

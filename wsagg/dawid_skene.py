@@ -64,6 +64,7 @@ References
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,23 +109,35 @@ class _Design:
     separate_presence: bool  # "model" with repeated votes: X = [V | P] (P = voted-or-not)
 
 
-def _design(lm: LabelMatrix, abstain: str) -> _Design:
+def _design(lm: LabelMatrix, abstain: str, separate: bool | None = None) -> _Design:
+    """The design matrix of ``lm``: ``V`` (its one-hot vote counts), or ``[V | P]`` with the
+    presence columns ``P[i, j] = 1`` if source ``j`` voted on item ``i``.
+
+    ``separate=None``: ``[V | P]`` only under ``abstain="model"`` with repeated votes (else
+    ``V`` already tells presence). A bool forces the form whatever ``abstain`` is: the
+    partitioned engines (:mod:`wsagg.distributed`) decide it once for every partition.
+    """
+    m, k = lm.n_sources, lm.n_classes
     V = lm.one_hot()
-    if abstain != "model" or V.nnz == 0:
-        return _Design(V, lm.n_sources, lm.n_classes, False)
-    # repeated votes <=> a count > 1, or two columns of one source's block in one row
-    # (V has sorted indices, so such columns are adjacent): O(nnz), no sort or hash
+    if separate is None:
+        separate = abstain == "model" and V.nnz > 0 and _repeated(V, k)
+    if not separate:
+        return _Design(V, m, k, False)
     V.sort_indices()
-    src = V.indices // lm.n_classes
-    starts = np.zeros(V.nnz, dtype=bool)
-    starts[V.indptr[:-1][V.indptr[:-1] < V.nnz]] = True
-    repeats = bool(V.data.max() > 1) or bool(np.any(~starts[1:] & (src[1:] == src[:-1])))
-    if not repeats:
-        return _Design(V, lm.n_sources, lm.n_classes, False)
-    P = sp.csr_matrix((np.ones(V.nnz), src, V.indptr.copy()), shape=(lm.n_items, lm.n_sources))
+    P = sp.csr_matrix((np.ones(V.nnz), V.indices // k, V.indptr.copy()), shape=(lm.n_items, m))
     P.sum_duplicates()
     P.data[:] = 1.0  # presence: voted at least once
-    return _Design(sp.hstack([V, P], format="csr"), lm.n_sources, lm.n_classes, True)
+    return _Design(sp.hstack([V, P], format="csr"), m, k, True)
+
+
+def _repeated(V: sp.csr_matrix, k: int) -> bool:
+    """Some source voted more than once on some item: a count > 1, or two columns of one
+    source's block in one row (adjacent once indices are sorted): O(nnz), no sort or hash."""
+    V.sort_indices()
+    src = V.indices // k
+    starts = np.zeros(V.nnz, dtype=bool)
+    starts[V.indptr[:-1][V.indptr[:-1] < V.nnz]] = True
+    return bool(V.data.max() > 1) or bool(np.any(~starts[1:] & (src[1:] == src[:-1])))
 
 
 def _table(p: _Params, d: _Design) -> tuple[np.ndarray, np.ndarray]:
@@ -237,16 +250,22 @@ def _initial_posterior(
     return q
 
 
-def _resolve_abstain(abstain: str, lm: LabelMatrix) -> str:
-    """``"auto"``: ``"model"`` for mostly-unipolar sources (labeling functions) with abstains."""
+def _vote_counts(lm: LabelMatrix) -> np.ndarray:
+    """``(m, k)`` number of votes of each source for each class."""
+    m, k = lm.n_sources, lm.n_classes
+    return np.bincount(lm.source * k + lm.label, minlength=m * k).reshape(m, k)
+
+
+def _resolve_abstain(abstain: str, counts: np.ndarray, n_votes: int, n_items: int) -> str:
+    """``"auto"``: ``"model"`` for mostly-unipolar sources (labeling functions) with abstains.
+
+    ``counts`` is the ``(m, k)`` table of :func:`_vote_counts` (summed over partitions in
+    :mod:`wsagg.distributed`)."""
     if abstain != "auto":
         return abstain
-    counts = np.bincount(
-        lm.source * lm.n_classes + lm.label, minlength=lm.n_sources * lm.n_classes
-    ).reshape(lm.n_sources, lm.n_classes)
     tot = counts.sum(axis=1)
     active = tot >= 5
-    if not active.any() or lm.n_votes >= lm.n_items * lm.n_sources:
+    if not active.any() or n_votes >= n_items * counts.shape[0]:
         return "ignore"
     unipolar = counts[active].max(axis=1) >= 0.99 * tot[active]
     return "model" if unipolar.mean() >= 0.5 else "ignore"
@@ -315,7 +334,7 @@ def _select_diagonal(
             hp_g = {**hp, "diagonal_smoothing": float(dg)}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                proba = est._run_em(backend, design, q0, hp_g)[4][held]
+                proba = est._em_in_memory(backend, design, q0, hp_g)[4][held]
             y_held = known[held]
             correct[g] += np.count_nonzero(proba.argmax(axis=1) == y_held)
             loglik[g] += np.log(np.maximum(proba[np.arange(held.size), y_held], _FLOOR)).sum()
@@ -563,26 +582,9 @@ class DawidSkene(BaseAggregator):
     def _fit_core(self, lm: LabelMatrix, y: np.ndarray | None) -> np.ndarray:
         """Fit, and return the (unclamped) posteriors of the training items."""
         hp = self._hyper(lm.n_classes)
-        if lm.n_votes == 0:
-            raise ValueError(
-                "The label matrix has no votes (every source abstains on every item); "
-                "Dawid-Skene has nothing to learn from. Check the abstain encoding (-1 dense, "
-                "absent entries sparse)."
-            )
         known = None if y is None or not (y >= 0).any() else y
-        self.abstain_ = _resolve_abstain(self.abstain, lm)
-        hp["abstain"] = self.abstain_
-        silent = np.flatnonzero(np.bincount(lm.source, minlength=lm.n_sources) == 0)
-        if silent.size:
-            warnings.warn(
-                f"{silent.size} source(s) never vote (e.g. {lm.source_names[silent[0]]!r}); "
-                "their confusion matrices stay at the smoothing prior and do not affect the "
-                "posteriors. Drop them to save memory.",
-                UserWarning,
-                stacklevel=3,
-            )
+        self._start_fit(hp, _vote_counts(lm), lm.n_items, lm.source_names)
         design = _design(lm, self.abstain_)
-        self.cv_results_ = None
         if hp["auto_diagonal"] and known is not None:
             cv = _select_diagonal(self, lm, design, known, hp)
             if cv is not None:
@@ -601,7 +603,7 @@ class DawidSkene(BaseAggregator):
                 if known is not None:
                     idx = np.flatnonzero(known >= 0)
                     q_start[idx] = q0[idx]
-            result = self._run_em(backend, design, q_start, hp)
+            result = self._em_in_memory(backend, design, q_start, hp)
             if self.verbose:
                 print(
                     f"[DawidSkene] run {run}: objective {result[1][-1]:.6f} after "
@@ -610,7 +612,100 @@ class DawidSkene(BaseAggregator):
             if best is None or result[1][-1] > best[1][-1]:
                 best = result
         assert best is not None
-        params, history, n_iter, converged, proba = best
+        *fitted, proba = best
+        self._set_fitted(*fitted, n_items=lm.n_items)
+        if known is None and hp["class_prior"] is None:
+            # class shares over the covered items: of the soft majority vote q0 and of the
+            # posterior (uncovered items are uniform in q0 and follow the prior in proba)
+            covered = np.bincount(lm.item, minlength=lm.n_items) > 0
+            n_cov = max(int(np.count_nonzero(covered)), 1)
+            n_unc = lm.n_items - int(np.count_nonzero(covered))
+            mv_share = (_col_sum(q0) - n_unc / lm.n_classes) / n_cov
+            pred = np.argmax(proba[covered], axis=1) if n_unc else np.argmax(proba, axis=1)
+            # (predicted shares of a handful of items say nothing: only from 50 covered items)
+            post_share = np.bincount(pred, minlength=lm.n_classes) / n_cov
+            self._check_prior_collapse(mv_share, post_share if n_cov >= 50 else None)
+        return proba
+
+    # The steps below are shared with the partitioned engines of wsagg.distributed, which
+    # compute the same sums over the votes partition by partition.
+
+    def _start_fit(
+        self, hp: dict[str, Any], counts: np.ndarray, n_items: int, source_names: np.ndarray
+    ) -> None:
+        """Checks and choices made from the ``(m, k)`` vote counts :func:`_vote_counts`: no
+        votes at all (error), ``abstain_`` (into ``hp``), sources that never vote (warning)."""
+        n_votes = int(counts.sum())
+        if n_votes == 0:
+            raise ValueError(
+                "The label matrix has no votes (every source abstains on every item); "
+                "Dawid-Skene has nothing to learn from. Check the abstain encoding (-1 dense, "
+                "absent entries sparse)."
+            )
+        self.abstain_ = _resolve_abstain(self.abstain, counts, n_votes, n_items)
+        hp["abstain"] = self.abstain_
+        silent = np.flatnonzero(counts.sum(axis=1) == 0)
+        if silent.size:
+            warnings.warn(
+                f"{silent.size} source(s) never vote (e.g. {source_names[silent[0]]!r}); "
+                "their confusion matrices stay at the smoothing prior and do not affect the "
+                "posteriors. Drop them to save memory.",
+                UserWarning,
+                stacklevel=4,
+            )
+        self.cv_results_ = None
+        self.diagonal_smoothing_ = hp["diagonal_smoothing"]
+
+    def _em_in_memory(
+        self, backend: Any, design: _Design, q0: np.ndarray, hp: dict[str, Any]
+    ) -> tuple[_Params, list[float], int, bool, np.ndarray]:
+        """:meth:`_run_em` on an in-memory backend from the posterior ``q0``; also returns
+        the unclamped posterior of the last E-step."""
+        result = self._run_em(
+            backend.e_step, backend.stats(q0), backend.sum_rows(q0), design, hp, backend.n
+        )
+        return (*result, backend.last_posterior())
+
+    def _run_em(
+        self,
+        e_step: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray, np.ndarray]],
+        stats0: np.ndarray,
+        qsum0: np.ndarray,
+        design: _Design,
+        hp: dict[str, Any],
+        n_items: int,
+        name: str = "DawidSkene",
+    ) -> tuple[_Params, list[float], int, bool]:
+        """The EM loop, from the sufficient statistics ``X.T @ q0`` and ``q0.sum(0)`` of the
+        initial posterior. ``e_step(table, offset)`` returns ``(loglik, X.T @ q, q.sum(0))``
+        at the parameters of the log-parameter table (:func:`_table`), however the sums over
+        the items are computed (one backend, or partitions). Stops when the objective changes
+        by at most ``tol * n_items``; returns ``(params, history, n_iter, converged)``."""
+        params = _m_step(stats0, qsum0, design, hp)
+        loglik, stats, q_sum = e_step(*_table(params, design))
+        obj = loglik + _log_prior_density(params, hp)
+        history = [obj]
+        threshold = self.tol * n_items
+        converged = False
+        n_iter = 0
+        for n_iter in range(1, self.max_iter + 1):
+            params = _m_step(stats, q_sum, design, hp)
+            loglik, stats, q_sum = e_step(*_table(params, design))
+            new = loglik + _log_prior_density(params, hp)
+            history.append(new)
+            if self.verbose >= 2:
+                print(f"[{name}]   iter {n_iter}: objective {new:.8f}")
+            if abs(new - obj) <= threshold:
+                converged = True
+                break
+            obj = new
+        return params, history, n_iter, converged
+
+    def _set_fitted(
+        self, params: _Params, history: list[float], n_iter: int, converged: bool, n_items: int
+    ) -> None:
+        """The fitted attributes of the kept EM run, and a ``ConvergenceWarning`` if it hit
+        ``max_iter``."""
         self._params = params
         self.n_iter_ = n_iter
         self.converged_ = converged
@@ -626,65 +721,36 @@ class DawidSkene(BaseAggregator):
             warnings.warn(
                 f"DawidSkene did not converge in max_iter={self.max_iter} iterations (last "
                 f"objective change {history[-1] - history[-2]:.3g}, tol={self.tol} per item "
-                f"x {lm.n_items} items). Increase max_iter, loosen tol, add smoothing, or "
+                f"x {n_items} items). Increase max_iter, loosen tol, add smoothing, or "
                 "check for sources that never fire.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-        if known is None and hp["class_prior"] is None:
-            self._check_prior_collapse(lm, q0, proba)
-        return proba
 
-    def _run_em(
-        self, backend: Any, design: _Design, q0: np.ndarray, hp: dict[str, Any]
-    ) -> tuple[_Params, list[float], int, bool, np.ndarray]:
-        params = _m_step(backend.stats(q0), backend.sum_rows(q0), design, hp)
-        table, offset = _table(params, design)
-        loglik, stats, q_sum = backend.e_step(table, offset)
-        obj = loglik + _log_prior_density(params, hp)
-        history = [obj]
-        threshold = self.tol * backend.n
-        converged = False
-        n_iter = 0
-        for n_iter in range(1, self.max_iter + 1):
-            params = _m_step(stats, q_sum, design, hp)
-            table, offset = _table(params, design)
-            loglik, stats, q_sum = backend.e_step(table, offset)
-            new = loglik + _log_prior_density(params, hp)
-            history.append(new)
-            if self.verbose >= 2:
-                print(f"[DawidSkene]   iter {n_iter}: objective {new:.8f}")
-            if abs(new - obj) <= threshold:
-                converged = True
-                break
-            obj = new
-        return params, history, n_iter, converged, backend.last_posterior()
-
-    def _check_prior_collapse(self, lm: LabelMatrix, q0: np.ndarray, q: np.ndarray) -> None:
-        # class shares over the covered items: of the soft majority vote q0 and of the
-        # posterior q (uncovered items are uniform in q0 and follow the prior in q)
-        covered = np.bincount(lm.item, minlength=lm.n_items) > 0
-        n_cov = max(int(np.count_nonzero(covered)), 1)
-        n_unc = lm.n_items - int(np.count_nonzero(covered))
-        k = lm.n_classes
-        mv_share = (_col_sum(q0) - n_unc / k) / n_cov
-        pred = np.argmax(q[covered], axis=1) if n_unc else np.argmax(q, axis=1)
-        post_share = np.bincount(pred, minlength=k) / n_cov  # share of items predicted c
-        # (predicted shares of a handful of items say nothing: only from 50 covered items)
-        share = np.minimum(self.class_prior_, post_share) if n_cov >= 50 else self.class_prior_
+    def _check_prior_collapse(
+        self, mv_share: np.ndarray, post_share: np.ndarray | None = None
+    ) -> None:
+        """:class:`PriorCollapseWarning` when the learned prior of a class (or its share of
+        the predicted items, ``post_share``, where given) falls below a tenth of its share
+        ``mv_share`` of the soft majority vote over the covered items."""
+        prior = self.class_prior_
+        share = prior if post_share is None else np.minimum(prior, post_share)
         collapsed = np.flatnonzero((mv_share >= 0.01) & (share < 0.1 * mv_share))
         if collapsed.size:
             c = collapsed[0]
+            what, predicted = "prior", ""
+            if post_share is not None:
+                what = "prior or the predicted share"
+                predicted = f", predicted share {post_share[c]:.3g}"
             warnings.warn(
-                f"Prior collapse: EM drove the prior or the predicted share of "
-                f"{collapsed.size} class(es) far below their majority-vote share (class "
-                f"{self.classes_[c]!r}: prior {self.class_prior_[c]:.3g}, predicted share "
-                f"{post_share[c]:.3g} vs {mv_share[c]:.3g}). This is a degenerate "
+                f"Prior collapse: EM drove the {what} of {collapsed.size} class(es) far below "
+                f"their majority-vote share (class {self.classes_[c]!r}: prior "
+                f"{prior[c]:.3g}{predicted} vs {mv_share[c]:.3g}). This is a degenerate "
                 "fixed point, common on labeling-function data that breaks conditional "
                 "independence. Pass known labels y for some items, fix class_prior, try "
                 "abstain='model', or use MajorityVote.",
                 PriorCollapseWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
     # -- prediction ----------------------------------------------------------------------

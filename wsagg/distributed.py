@@ -656,46 +656,21 @@ class _PartDesign:
     n: int
 
 
-def _design_matrix(lm: LabelMatrix, separate: bool) -> sp.csr_matrix:
-    """``V`` or ``[V | P]`` exactly as :func:`wsagg.dawid_skene._design` builds it."""
-    V = lm.one_hot()
-    if not separate:
-        return V
-    V.sort_indices()
-    P = sp.csr_matrix(
-        (np.ones(V.nnz), V.indices // lm.n_classes, V.indptr.copy()),
-        shape=(lm.n_items, lm.n_sources),
-    )
-    P.sum_duplicates()
-    P.data[:] = 1.0
-    return sp.hstack([V, P], format="csr")
-
-
 def _init_task(chunk: _Chunk) -> dict:
     """Pass 0 of a partition: counts, repeated votes, and the statistics of the soft
-    majority vote (both design forms, the driver picks one)."""
-    from wsagg.dawid_skene import _initial_posterior
+    majority vote (of ``[V | P]``: the driver keeps the ``P`` rows only if it needs them)."""
+    from wsagg.dawid_skene import _design, _initial_posterior, _vote_counts
 
     lm = chunk.lm
     q0 = _initial_posterior(lm, chunk.known) if lm.n_items else np.zeros((0, lm.n_classes))
-    V = lm.one_hot()
     counts = lm.class_counts()
     tot = counts.sum(axis=1, keepdims=True)
     cov = tot[:, 0] > 0
-    P = _design_matrix(lm, True)[:, lm.n_sources * lm.n_classes :] if lm.n_votes else None
-    presence = (
-        np.asarray(P.T @ q0) if P is not None else np.zeros((lm.n_sources, lm.n_classes))
-    )
     return {
         "n_items": lm.n_items,
-        "n_votes": lm.n_votes,
-        "source_votes": np.bincount(lm.source, minlength=lm.n_sources),
-        "source_class": np.bincount(
-            lm.source * lm.n_classes + lm.label, minlength=lm.n_sources * lm.n_classes
-        ).reshape(lm.n_sources, lm.n_classes),
+        "source_class": _vote_counts(lm),
         "repeats": bool(lm.n_votes) and lm.has_repeats(),
-        "stats_v": np.asarray(V.T @ q0),
-        "stats_p": presence,
+        "stats": np.asarray(_design(lm, "model", separate=True).X.T @ q0),
         "q_sum": q0.sum(axis=0),
         "mv_sum": (counts[cov] / tot[cov]).sum(axis=0),
         "n_covered": int(cov.sum()),
@@ -708,8 +683,11 @@ def _design_task(chunk: Any, meta: _Meta, separate: bool) -> _PartDesign:
         return chunk
     if not isinstance(chunk, _Chunk):
         chunk = _to_chunk(chunk, meta)
+    from wsagg.dawid_skene import _design
+
     known = chunk.known if chunk.known is not None and (chunk.known >= 0).any() else None
-    return _PartDesign(_design_matrix(chunk.lm, separate), known, chunk.lm.n_items)
+    X = _design(chunk.lm, "model", separate=separate).X
+    return _PartDesign(X, known, chunk.lm.n_items)
 
 
 def _estep_task(part: Any, meta: _Meta, separate: bool, table: np.ndarray, offset: np.ndarray):
@@ -845,15 +823,9 @@ def fit(estimator: Any, L: Any, y: Any = None) -> Any:
 
 
 def _fit_em(est: Any, parts: VotePartitions, runner: _Runner) -> Any:
-    from sklearn.exceptions import ConvergenceWarning
-
-    from wsagg.dawid_skene import (
-        PriorCollapseWarning,
-        _Design,
-        _log_prior_density,
-        _m_step,
-        _table,
-    )
+    """``DawidSkene._fit_core`` with the sums over items done by the partitions: the checks,
+    the EM loop and the fitted attributes are the estimator's own methods."""
+    from wsagg.dawid_skene import _Design
 
     meta = _resolve_meta(parts, runner, est.n_classes)
     m, k = meta.n_sources, meta.n_classes
@@ -862,31 +834,19 @@ def _fit_em(est: Any, parts: VotePartitions, runner: _Runner) -> Any:
     hp = est._hyper(k)
     runner.transform(_chunk_task, meta)
     inits = runner.map(_init_task)
-    n = sum(r["n_items"] for r in inits)
-    if sum(r["n_votes"] for r in inits) == 0:
-        raise ValueError(
-            "The label matrix has no votes (every source abstains on every item); "
-            "Dawid-Skene has nothing to learn from. Check the abstain encoding (-1 dense, "
-            "absent entries sparse)."
-        )
+
+    def total(key: str) -> Any:
+        return np.sum([r[key] for r in inits], axis=0)
+
+    n = int(total("n_items"))
+    counts = total("source_class")
+    est._start_fit(hp, counts, n, meta.source_names)
     est.classes_ = meta.classes
     est.n_classes_ = k
     est.n_sources_ = m
     est.source_names_ = meta.source_names
-    source_votes = np.sum([r["source_votes"] for r in inits], axis=0)
-    silent = np.flatnonzero(source_votes == 0)
-    if silent.size:
-        warnings.warn(
-            f"{silent.size} source(s) never vote (e.g. {meta.source_names[silent[0]]!r}); "
-            "their confusion matrices stay at the smoothing prior and do not affect the "
-            "posteriors. Drop them to save memory.",
-            UserWarning,
-            stacklevel=3,
-        )
-    n_votes = int(sum(r["n_votes"] for r in inits))
-    est.diagonal_smoothing_ = hp["diagonal_smoothing"]
-    est.cv_results_ = None
-    if hp.get("auto_diagonal") and sum(r["n_known"] for r in inits) > 0:
+    n_known = int(total("n_known"))
+    if hp["auto_diagonal"] and n_known > 0:
         warnings.warn(
             "diagonal_smoothing='auto' chooses d by cross-validation on the known labels "
             "only for in-memory fits; this partitioned fit uses the unsupervised default "
@@ -895,20 +855,14 @@ def _fit_em(est: Any, parts: VotePartitions, runner: _Runner) -> Any:
             UserWarning,
             stacklevel=3,
         )
-    est.abstain_ = _resolve_abstain(
-        est.abstain, np.sum([r["source_class"] for r in inits], axis=0), n_votes, n, m
-    )
-    hp["abstain"] = est.abstain_
     separate = est.abstain_ == "model" and any(r["repeats"] for r in inits)
     design = _Design(None, m, k, separate)  # type: ignore[arg-type]  # X lives on workers
-    stats0 = np.sum([r["stats_v"] for r in inits], axis=0)
-    if separate:
-        stats0 = np.vstack([stats0, np.sum([r["stats_p"] for r in inits], axis=0)])
-    qsum0 = np.sum([r["q_sum"] for r in inits], axis=0)
+    stats0 = total("stats")
+    if not separate:
+        stats0 = stats0[: m * k]  # drop the presence rows
     runner.transform(_design_task, meta, separate)
 
-    def e_step(params: Any) -> tuple[float, np.ndarray, np.ndarray]:
-        table, offset = _table(params, design)
+    def e_step(table: np.ndarray, offset: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         res = runner.map(_estep_task, meta, separate, table, offset)
         return (
             float(sum(r[0] for r in res)),
@@ -916,80 +870,21 @@ def _fit_em(est: Any, parts: VotePartitions, runner: _Runner) -> Any:
             np.sum([r[2] for r in res], axis=0),
         )
 
-    # the EM loop of DawidSkene._run_em, with the sums done by the partitions
-    params = _m_step(stats0, qsum0, design, hp)
-    loglik, stats, q_sum = e_step(params)
-    obj = loglik + _log_prior_density(params, hp)
-    history = [obj]
-    threshold = est.tol * n
-    converged = False
-    n_iter = 0
-    for n_iter in range(1, est.max_iter + 1):
-        params = _m_step(stats, q_sum, design, hp)
-        loglik, stats, q_sum = e_step(params)
-        new = loglik + _log_prior_density(params, hp)
-        history.append(new)
-        if est.verbose >= 2:
-            print(f"[DawidSkene/distributed]   iter {n_iter}: objective {new:.8f}")
-        if abs(new - obj) <= threshold:
-            converged = True
-            break
-        obj = new
-
-    est._params = params
-    est.n_iter_ = n_iter
-    est.converged_ = converged
-    est.log_likelihood_history_ = np.asarray(history)
-    est.log_likelihood_ = float(history[-1])
-    est.class_prior_ = np.exp(params.log_prior)
-    conf = np.exp(params.log_conf)
-    if params.log_vote is not None:
-        vote = np.exp(params.log_vote)
-        conf = np.concatenate([conf * vote[:, :, None], (1.0 - vote)[:, :, None]], axis=2)
-    est.confusion_ = conf
-    if not converged and est.max_iter > 0:
-        warnings.warn(
-            f"DawidSkene did not converge in max_iter={est.max_iter} iterations (last "
-            f"objective change {history[-1] - history[-2]:.3g}, tol={est.tol} per item "
-            f"x {n} items). Increase max_iter, loosen tol, add smoothing, or check for "
-            "sources that never fire.",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
-    n_known = sum(r["n_known"] for r in inits)
-    n_cov = sum(r["n_covered"] for r in inits)
+    fitted = est._run_em(
+        e_step, stats0, total("q_sum"), design, hp, n, name="DawidSkene/distributed"
+    )
+    est._set_fitted(*fitted, n_items=n)
+    n_cov = int(total("n_covered"))
     if n_known == 0 and hp["class_prior"] is None and n_cov:
-        mv_share = np.sum([r["mv_sum"] for r in inits], axis=0) / n_cov
-        collapsed = np.flatnonzero((mv_share >= 0.01) & (est.class_prior_ < 0.1 * mv_share))
-        if collapsed.size:
-            c = collapsed[0]
-            warnings.warn(
-                f"Prior collapse: EM drove the prior of {collapsed.size} class(es) far below "
-                f"their majority-vote share (class {est.classes_[c]!r}: "
-                f"{est.class_prior_[c]:.3g} vs {mv_share[c]:.3g}). Pass known labels y for "
-                "some items, fix class_prior, try abstain='model', or use MajorityVote.",
-                PriorCollapseWarning,
-                stacklevel=3,
-            )
+        # (the posteriors stay on the workers: the check uses the prior only)
+        est._check_prior_collapse(total("mv_sum") / n_cov)
     est.partition_info_ = {
         "n_partitions": parts.n_partitions,
         "n_items": n,
-        "n_votes": int(sum(r["n_votes"] for r in inits)),
+        "n_votes": int(counts.sum()),
         "engine": parts.engine,
     }
     return est
-
-
-def _resolve_abstain(abstain: str, counts: np.ndarray, n_votes: int, n: int, m: int) -> str:
-    """``wsagg.dawid_skene._resolve_abstain`` from the summed (source, class) vote counts."""
-    if abstain != "auto":
-        return abstain
-    tot = counts.sum(axis=1)
-    active = tot >= 5
-    if not active.any() or n_votes >= n * m:
-        return "ignore"
-    unipolar = counts[active].max(axis=1) >= 0.99 * tot[active]
-    return "model" if unipolar.mean() >= 0.5 else "ignore"
 
 
 def _meta_of(estimator: Any) -> _Meta:

@@ -360,19 +360,21 @@ def _from_dense(L: Any, n_classes: int | None, y: Any, names: Any) -> LabelMatri
             f"The label matrix has shape {arr.shape}: it needs at least one item and one source."
         )
     vals = _as_int_labels(arr, "The label matrix")
-    if (vals < -1).any():
-        bad = int(vals[vals < -1][0])
+    min_label = int(vals.min())
+    if min_label < -1:
         raise ValueError(
-            f"The label matrix contains {bad}; the only negative value allowed is -1 "
+            f"The label matrix contains {min_label}; the only negative value allowed is -1 "
             "(abstain). Classes are 0..k-1."
         )
-    max_label = int(vals.max()) if vals.size else -1
+    max_label = int(vals.max())
     k = _resolve_k(max_label, n_classes, y)
-    rows, cols = np.nonzero(vals >= 0)
+    flat = np.ascontiguousarray(vals).reshape(-1)
+    index = np.flatnonzero(flat >= 0)  # row-major: votes come grouped by item
+    rows, cols = np.divmod(index, m)
     return LabelMatrix(
-        item=rows.astype(np.int64),
-        source=cols.astype(np.int64),
-        label=vals[rows, cols],
+        item=rows,
+        source=cols,
+        label=flat[index].astype(np.int64, copy=False),
         n_items=n,
         n_sources=m,
         n_classes=k,
