@@ -17,10 +17,18 @@ own:
 All three fits must agree (max |confusion difference| is reported). A paper estimate for
 1e9 votes on 32 workers is derived from the measured cost per vote and per task.
 
+Part ``adversarial`` (results in ``distributed_adversarial.{json,csv}``):
+``AdversarialLogLoss`` on the same partitions (``--n-adversarial`` items) with an in-memory
+labeled set of 500 items from the same sources, in memory vs streamed vs the LocalCluster
+(one map-reduce to the table of distinct vote patterns, then the solve on the driver);
+reported: wall time, distinct patterns, peak memory, and the largest differences from the
+in-memory fit (weights, game value, probabilities of the first partition).
+
 Usage::
 
     python benchmarks/bench_distributed.py [--smoke] [--out-dir DIR]
-        [--parts single cluster] [--n-single 1e7] [--n-cluster 1e6 1e7]
+        [--parts single cluster adversarial] [--n-single 1e7] [--n-cluster 1e6 1e7]
+        [--n-adversarial 1e6]
 """
 
 from __future__ import annotations
@@ -64,7 +72,7 @@ def make_partitions(n: int, per_part: int, root: Path) -> list[Path]:
     if done.exists():
         return paths
     folder.mkdir(parents=True, exist_ok=True)
-    conf = make_dawid_skene(10, M, K, accuracy=(0.6, 0.85), random_state=0).confusion
+    conf = _confusion()
     for p, path in enumerate(paths):
         size = min(per_part, n - p * per_part)
         d = make_dawid_skene(size, M, K, coverage=COVERAGE, confusion=conf,
@@ -75,12 +83,101 @@ def make_partitions(n: int, per_part: int, root: Path) -> list[Path]:
     return paths
 
 
+def _confusion() -> np.ndarray:
+    from wsagg.datasets import make_dawid_skene
+
+    return make_dawid_skene(10, M, K, accuracy=(0.6, 0.85), random_state=0).confusion
+
+
+def _labeled_set(n_lab: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """A labeled set voted by the same sources as the partitions (same confusions)."""
+    from wsagg.datasets import make_dawid_skene
+
+    d = make_dawid_skene(n_lab, M, K, coverage=COVERAGE, confusion=_confusion(),
+                         random_state=7)
+    return d.L.to_dense(), d.y
+
+
 # ----------------------------------------------------------------------------------------
 # one configuration (runs in a subprocess)
 # ----------------------------------------------------------------------------------------
 
 
+def run_adversarial(mode: str, paths: list[str], processes: bool = True) -> dict:
+    """``AdversarialLogLoss`` with an in-memory labeled set: in memory / stream / cluster."""
+    from wsagg import AdversarialLogLoss
+    from wsagg.distributed import VotePartitions
+
+    warnings.simplefilter("ignore")
+    L_lab, y_lab = _labeled_set()
+    est = AdversarialLogLoss(n_classes=K)
+    out: dict = {"mode": mode}
+    t0 = time.perf_counter()
+    if mode == "inmemory":
+        from wsagg.labels import as_label_matrix
+
+        L = np.concatenate([np.load(p)["L"] for p in paths])
+        lm = as_label_matrix(L, n_classes=K)
+        del L
+        out["load_s"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        est.fit(lm, L_labeled=L_lab, y_labeled=y_lab)
+        out["fit_s"] = time.perf_counter() - t1
+    elif mode == "stream":
+        vp = VotePartitions.from_files(paths, engine="stream", n_classes=K)
+        t1 = time.perf_counter()
+        est.fit(vp, L_labeled=L_lab, y_labeled=y_lab)
+        out["fit_s"] = time.perf_counter() - t1
+    elif mode == "cluster":
+        from distributed import Client, LocalCluster
+
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=processes,
+                          dashboard_address=None, memory_limit=0) as cluster, \
+                Client(cluster) as client:
+            client.run(__import__, "wsagg._distributed_adversarial")  # warm imports
+            vp = VotePartitions.from_files(paths, client=client, n_classes=K)
+            t1 = time.perf_counter()
+            est.fit(vp, L_labeled=L_lab, y_labeled=y_lab)
+            out["fit_s"] = time.perf_counter() - t1
+            out["worker_peak_rss_mib"] = max(client.run(_rss_peak_mib).values())
+    else:
+        raise ValueError(mode)
+    out["n_items"] = est.n_target_items_
+    out["n_patterns"] = est.n_patterns_
+    out["solver_status"] = est.solver_status_
+    out["peak_rss_mib"] = _rss_peak_mib()
+    out["game_value"] = est.game_value_
+    out["weights"] = np.concatenate([est.class_bias_, est.source_weights_]).tolist()
+    with np.load(paths[0]) as f:
+        out["proba_part0"] = est.predict_proba(f["L"].astype(np.int64)).tolist()
+    return out
+
+
+def _adv_row(n: int, r: dict, ref: dict | None) -> dict:
+    row = {"part": "adversarial", "n_items": n, "mode": r["mode"]}
+    if "error" in r:
+        row["error"] = " ".join(r["error"])
+        return row
+    row.update({
+        "n_patterns": r["n_patterns"],
+        "status": r["solver_status"],
+        "fit_s": round(r["fit_s"], 3),
+        "peak_rss_mib": round(r["peak_rss_mib"], 1),
+        "worker_peak_rss_mib": round(r.get("worker_peak_rss_mib", float("nan")), 1),
+        "game_value": round(r["game_value"], 8),
+    })
+    if ref is not None and "weights" in ref:
+        row["max_weight_diff"] = float(
+            np.abs(np.asarray(r["weights"]) - np.asarray(ref["weights"])).max())
+        row["game_value_diff"] = abs(r["game_value"] - ref["game_value"])
+        row["max_proba_diff"] = float(
+            np.abs(np.asarray(r["proba_part0"]) - np.asarray(ref["proba_part0"])).max())
+    return row
+
+
 def run_one(mode: str, paths: list[str], overhead_parts: int, processes: bool = True) -> dict:
+    if mode.startswith("adv-"):
+        return run_adversarial(mode[4:], paths, processes)
     from wsagg import DawidSkene
     from wsagg.distributed import VotePartitions
 
@@ -211,7 +308,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out-dir", type=Path, default=None)
     ap.add_argument("--data-dir", type=Path, default=None,
                     help="where the npz partitions are written (default: a temp dir)")
-    ap.add_argument("--parts", nargs="+", default=["single", "cluster"])
+    ap.add_argument("--parts", nargs="+", default=["single", "cluster", "adversarial"],
+                    choices=["single", "cluster", "adversarial"])
+    ap.add_argument("--n-adversarial", type=float, default=1e6)
     ap.add_argument("--n-single", type=float, default=1e7)
     ap.add_argument("--n-cluster", type=float, nargs="+", default=[1e6, 1e7])
     ap.add_argument("--items-per-part", type=int, default=500_000)
@@ -227,14 +326,25 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.smoke:
         args.n_single, args.n_cluster, args.items_per_part = 4000, [4000], 1000
+        args.n_adversarial = 4000
         args.threads = True
     tmp = None
     if args.data_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="wsagg_bench_dist_")
         args.data_dir = Path(tmp.name)
     rows: list[dict] = []
+    adv_rows: list[dict] = []
     raws: dict = {}
     try:
+        if "adversarial" in args.parts:
+            n = int(args.n_adversarial)
+            per = min(args.items_per_part, max(n // 4, 1))
+            paths = make_partitions(n, per, args.data_dir)
+            ref = spawn("adv-inmemory", paths, len(paths))
+            adv_rows.append(_adv_row(n, ref, None))
+            for mode in ("adv-stream", "adv-cluster"):
+                r = spawn(mode, paths, len(paths), processes=not args.threads)
+                adv_rows.append(_adv_row(n, r, ref) | {"n_parts": len(paths)})
         if "single" in args.parts:
             n = int(args.n_single)
             paths = make_partitions(n, args.items_per_part, args.data_dir)
@@ -256,6 +366,15 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if tmp is not None:
             tmp.cleanup()
+    if adv_rows:
+        print("AdversarialLogLoss (500 labeled items in memory) on partitioned votes:")
+        print_table(adv_rows)
+        name = "distributed_adversarial_smoke" if args.smoke else "distributed_adversarial"
+        path = save_results(name, adv_rows, out_dir=args.out_dir,
+                            packages=("numpy", "scipy", "dask", "distributed"))
+        print(f"\nsaved {path}\n")
+    if not rows:
+        return
     print_table(rows)
     est = estimate(rows)
     if est:

@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import RESULTS_DIR, atomic_write_text  # noqa: E402
+from benchmarks._common import RESULTS_DIR, atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from scipy.special import softmax
 
 from wsagg._adversarial_constraints import (
@@ -57,7 +58,7 @@ from wsagg._adversarial_constraints import (
     min_widening_factor,
     wilson_interval,
 )
-from wsagg.base import BaseAggregator
+from wsagg.base import BaseAggregator, _is_partitioned
 from wsagg.labels import LabelMatrix, as_label_matrix, check_known_labels
 
 __all__ = ["AdversarialLogLoss"]
@@ -241,8 +242,19 @@ class AdversarialLogLoss(BaseAggregator):
           defines the intervals; the polytope is over all items of ``L`` (the paper's
           protocol: labeled points from the validation split, predictions on train);
         * ``fit(L)`` with ``accuracy_bounds`` (and optionally ``class_freq_bounds``).
+
+        ``L`` may also be partitioned votes (a Dask array / DataFrame, partition files or a
+        :class:`wsagg.distributed.VotePartitions`; ``y`` then aligned with them, or a small
+        in-memory ``L_labeled``/``y_labeled``): each partition reduces its items to a table
+        of distinct vote patterns and the driver solves the same dual, so the result equals
+        the in-memory fit (see :mod:`wsagg._distributed_adversarial`).
         """
+        if _is_partitioned(L):
+            from wsagg._distributed_adversarial import fit_partitioned
+
+            return fit_partitioned(self, L, y, L_labeled=L_labeled, y_labeled=y_labeled)
         self._check_params()
+        self.__dict__.pop("partition_info_", None)  # set by partitioned fits only
         if L_labeled is not None or y_labeled is not None:
             if L_labeled is None or y_labeled is None:
                 raise ValueError("Pass both L_labeled and y_labeled (or neither).")
@@ -342,29 +354,51 @@ class AdversarialLogLoss(BaseAggregator):
     def _fit_sets(
         self, target: LabelMatrix, labeled: LabelMatrix | None, y_lab: np.ndarray | None
     ) -> None:
-        m, k = target.n_sources, target.n_classes
-        family = self.constraints
         V = target.one_hot()
         if self.group_patterns:
             Vu, counts, _ = group_patterns(V)
         else:
             Vu, counts = V, np.ones(target.n_items)
+        self._fit_patterns(
+            Vu,
+            counts,
+            np.asarray(V.sum(axis=0)).ravel(),
+            None if labeled is None else labeled_statistics(labeled, y_lab),
+            target.n_sources,
+            target.n_classes,
+        )
+
+    def _fit_patterns(
+        self,
+        Vu: sp.csr_matrix,
+        counts: np.ndarray,
+        target_votes: np.ndarray,
+        lab: dict | None,
+        m: int,
+        k: int,
+    ) -> None:
+        """Fit from the sufficient statistics of the data (shared by the in-memory and the
+        partitioned fit, :mod:`wsagg._distributed_adversarial`).
+
+        ``Vu`` (``U x m k``) and ``counts`` (``U``): the distinct one-hot vote patterns of
+        the target items and their multiplicities, as :func:`group_patterns` returns them;
+        ``target_votes`` (``m k``): the target items' vote counts per (source, class);
+        ``lab``: :func:`labeled_statistics` of the labeled items, or ``None`` (user bounds).
+        """
+        family = self.constraints
         N = float(counts.sum())
         B_full = family_operator(family, m, k)
-        scale_w = family_trials(family, np.asarray(V.sum(axis=0)).ravel(), m, k)
+        scale_w = family_trials(family, target_votes, m, k)
 
         table = self._constraint_rows(family, m, k)
-        if labeled is not None:
-            Vl = labeled.one_hot()
-            Y = np.zeros((labeled.n_items, k))
-            Y[np.arange(labeled.n_items), y_lab] = 1.0
-            hits_w = B_full.T @ np.asarray(Vl.T @ Y).ravel()
-            trials_w = family_trials(family, np.asarray(Vl.sum(axis=0)).ravel(), m, k)
+        if lab is not None:
+            hits_w = B_full.T @ lab["vote_class"].ravel()
+            trials_w = family_trials(family, lab["votes"], m, k)
             p_w = hits_w / np.where(trials_w > 0, trials_w, 1.0)
             lo_w, hi_w = self._interval(hits_w, trials_w, p_w)
             if self.class_frequency:
-                hits_c = Y.sum(axis=0)
-                trials_c = np.full(k, float(labeled.n_items))
+                hits_c = lab["classes"]
+                trials_c = np.full(k, float(lab["n_items"]))
                 p_c = hits_c / trials_c
                 lo_c, hi_c = self._interval(hits_c, trials_c, p_c)
         else:
@@ -381,7 +415,7 @@ class AdversarialLogLoss(BaseAggregator):
                 trials_c = np.full(k, np.nan)
                 p_c = (lo_c + hi_c) / 2.0
         has_bias = bool(
-            self.class_frequency and (labeled is not None or self.class_freq_bounds is not None)
+            self.class_frequency and (lab is not None or self.class_freq_bounds is not None)
         )
         active_w = (scale_w > 0) & ~(trials_w == 0)
         s_parts, e_parts = [], []
@@ -568,6 +602,22 @@ class AdversarialLogLoss(BaseAggregator):
 
     def _predict_proba(self, lm: LabelMatrix) -> np.ndarray:
         return softmax(self._scores(lm), axis=1)
+
+
+def labeled_statistics(labeled: LabelMatrix, y_lab: np.ndarray) -> dict:
+    """What the intervals need from labeled items (all sums over items, so partitions add):
+    ``vote_class`` (``m k x k``, votes of (source, class) on items of each true class),
+    ``votes`` (``m k``), ``classes`` (``k``, true-class counts) and ``n_items``."""
+    k = labeled.n_classes
+    Vl = labeled.one_hot()
+    Y = np.zeros((labeled.n_items, k))
+    Y[np.arange(labeled.n_items), y_lab] = 1.0
+    return {
+        "vote_class": np.asarray(Vl.T @ Y),
+        "votes": np.asarray(Vl.sum(axis=0)).ravel(),
+        "classes": Y.sum(axis=0),
+        "n_items": int(labeled.n_items),
+    }
 
 
 def _parse_bounds(bounds: Any, size: int, name: str) -> tuple[np.ndarray, np.ndarray]:

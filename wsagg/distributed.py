@@ -719,7 +719,7 @@ def _write_task(part: Any, meta: _Meta, estimator: Any, path: str, columns: list
 # public entry points
 # ----------------------------------------------------------------------------------------
 
-_SUPPORTED = ("DawidSkene",)
+_SUPPORTED = ("DawidSkene", "AdversarialLogLoss")
 
 
 def as_partitions(L: Any, y: Any = None, n_classes: int | None = None) -> tuple[Any, Any]:
@@ -793,16 +793,30 @@ def _resolve_meta(parts: VotePartitions, runner: _Runner, n_classes: int | None)
                  np.asarray(classes))
 
 
-def fit(estimator: Any, L: Any, y: Any = None) -> Any:
-    """Fit ``estimator`` (a :class:`~wsagg.DawidSkene`) on partitioned votes by map-reduce EM.
+def fit(estimator: Any, L: Any, y: Any = None, **kwargs: Any) -> Any:
+    """Fit ``estimator`` on partitioned votes by map-reduce.
 
     ``L`` is a :class:`VotePartitions`, a Dask array / Dask DataFrame of votes, or a list of
-    partition files. The result equals ``estimator.fit`` on the same votes in memory (up to
-    the order of floating-point sums); ``n_init`` must be 1 (restarts draw per-item noise).
-    Returns the fitted estimator.
+    partition files. A :class:`~wsagg.DawidSkene` runs EM with the E-step's sums done by the
+    partitions; the result equals ``estimator.fit`` on the same votes in memory (up to the
+    order of floating-point sums); ``n_init`` must be 1 (restarts draw per-item noise). An
+    :class:`~wsagg.AdversarialLogLoss` reduces the partitions to one table of distinct vote
+    patterns and solves the dual on the driver (:mod:`wsagg._distributed_adversarial`;
+    ``kwargs``: ``L_labeled``, ``y_labeled``); its result is the in-memory one. Returns the
+    fitted estimator.
     """
+    from wsagg.adversarial import AdversarialLogLoss
     from wsagg.dawid_skene import DawidSkene
 
+    if isinstance(estimator, AdversarialLogLoss):
+        from wsagg._distributed_adversarial import fit_partitioned
+
+        return fit_partitioned(estimator, L, y, **kwargs)
+    if kwargs:
+        raise TypeError(
+            f"{type(estimator).__name__}.fit on partitioned votes takes no keyword arguments; "
+            f"got {sorted(kwargs)}."
+        )
     if not isinstance(estimator, DawidSkene):
         raise TypeError(
             f"{type(estimator).__name__} cannot be fitted on partitioned (Dask / file) votes; "
