@@ -74,6 +74,12 @@ SECTIONS: dict[str, tuple[str, str, str]] = {
         "per iteration.",
         "benchmarks/bench_distributed.py",
     ),
+    "distributed_adversarial": (
+        "Scaling out: the adversarial aggregator on partitions",
+        "Pattern histograms reduced over partitions, solved on the driver; in-memory vs "
+        "streamed vs LocalCluster, with the differences to the in-memory fit.",
+        "benchmarks/bench_distributed.py --parts adversarial",
+    ),
     "lf_apply": (
         "Labeling-function application: pandas vs Dask",
         "Throughput of applying labeling functions to text records.",

@@ -144,6 +144,19 @@ def test_in_memory_labeled_set_with_partitioned_target(client, data):
     assert_same_fit(local, dist3, target)
 
 
+def test_labeled_set_shows_a_class_the_votes_never_do(client):
+    """n_classes is inferred from the votes and the labeled set together, as in memory."""
+    d = make_dawid_skene(600, 5, 3, coverage=0.7, random_state=2)
+    L = d.L.to_dense()
+    target = np.where(L[100:] == 2, 1, L[100:])  # no source votes class 2 on the target
+    kw = {"L_labeled": L[:100], "y_labeled": d.y[:100]}
+    local = AdversarialLogLoss(on_infeasible="widen").fit(target, **kw)
+    dist = AdversarialLogLoss(on_infeasible="widen").fit(
+        da.from_array(target, chunks=(100, -1)), **kw)
+    assert dist.n_classes_ == local.n_classes_ == 3
+    assert_same_fit(local, dist, target)
+
+
 def test_user_bounds_without_labels(client, data):
     _, L, _ = data
     params = {"accuracy_bounds": [0.55, 0.9], "class_freq_bounds": [[0.3, 0.7], [0.1, 0.4],

@@ -262,12 +262,7 @@ def fit_partitioned(
     parts, _ = as_partitions(L, y, est.n_classes)
     runner = _Runner(parts)
     try:
-        try:
-            meta = _resolve_meta(parts, runner, est.n_classes)
-        except ValueError:
-            if k_lab is None or k_lab < 2:
-                raise
-            meta = _resolve_meta(parts, runner, k_lab)  # the votes show < 2 classes
+        meta = _resolve_meta(parts, runner, est.n_classes)
         if k_lab is not None:
             meta = _widen_meta(meta, k_lab)
         m, k = meta.n_sources, meta.n_classes
