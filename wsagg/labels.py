@@ -561,18 +561,31 @@ def _from_long(
         label_codes, cls = fast
         rows = np.asarray(item_codes, dtype=np.int64)
         cols = np.asarray(source_codes, dtype=np.int64)
-        rows, cols, labs = _apply_duplicates(rows, cols, label_codes, names.shape[0], duplicates)
-        return LabelMatrix(
-            item=rows,
-            source=cols,
-            label=labs,
-            n_items=int(item_ids.shape[0]),
-            n_sources=int(names.shape[0]),
-            n_classes=int(cls.shape[0]),
-            item_ids=np.asarray(item_ids),
-            source_names=names,
-            classes=cls,
-        )
+    else:
+        present, label_codes, cls = _generic_label_codes(labels, n_classes, classes)
+        rows = item_codes[present].astype(np.int64)
+        cols = np.asarray(source_codes)[present].astype(np.int64)
+    rows, cols, labs = _apply_duplicates(
+        rows, cols, label_codes.astype(np.int64), names.shape[0], duplicates
+    )
+    return LabelMatrix(
+        item=rows,
+        source=cols,
+        label=labs,
+        n_items=int(item_ids.shape[0]),
+        n_sources=int(names.shape[0]),
+        n_classes=int(cls.shape[0]),
+        item_ids=np.asarray(item_ids),
+        source_names=names,
+        classes=cls,
+    )
+
+
+def _generic_label_codes(
+    labels: np.ndarray, n_classes: int | None, classes: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mask of present (non-missing) labels, their class indices, and the classes, for
+    labels of any hashable type."""
     missing = pd.isna(labels)
     present = ~np.asarray(missing, dtype=bool)
     lab_values = labels[present]
@@ -616,21 +629,7 @@ def _from_long(
             f"Unknown class label {bad!r} in long-format input; known classes are "
             f"{list(cls)}. Fix the label or pass classes=[...] including it."
         )
-    rows = item_codes[present].astype(np.int64)
-    cols = np.asarray(source_codes)[present].astype(np.int64)
-    labs = label_codes.astype(np.int64)
-    rows, cols, labs = _apply_duplicates(rows, cols, labs, names.shape[0], duplicates)
-    return LabelMatrix(
-        item=rows,
-        source=cols,
-        label=labs,
-        n_items=int(item_ids.shape[0]),
-        n_sources=int(names.shape[0]),
-        n_classes=int(cls.shape[0]),
-        item_ids=np.asarray(item_ids),
-        source_names=names,
-        classes=cls,
-    )
+    return present, label_codes, cls
 
 
 def check_known_labels(y: Any, lm: LabelMatrix) -> np.ndarray:
@@ -641,15 +640,7 @@ def check_known_labels(y: Any, lm: LabelMatrix) -> np.ndarray:
     labels (NaN = unknown). Returns an int64 array of class indices with ``-1`` = unknown.
     """
     if isinstance(y, pd.Series) and not isinstance(y.index, pd.RangeIndex):
-        s = y.reindex(pd.Index(lm.item_ids))
-        known = s.notna().to_numpy()
-        codes = np.full(lm.n_items, -1, dtype=np.int64)
-        idx = pd.Index(lm.classes).get_indexer(s[known].to_numpy())
-        if (idx < 0).any():
-            bad = s[known].to_numpy()[idx < 0][0]
-            raise ValueError(f"Known label {bad!r} is not one of the classes {list(lm.classes)}.")
-        codes[known] = idx
-        return codes
+        return _class_codes(y.reindex(pd.Index(lm.item_ids)), lm)
     arr = np.asarray(y)
     if arr.ndim != 1:
         raise ValueError(f"y must be 1-D (one label per item); got shape {arr.shape}.")
@@ -659,15 +650,7 @@ def check_known_labels(y: Any, lm: LabelMatrix) -> np.ndarray:
             "one entry per item with -1 where the label is unknown."
         )
     if arr.dtype.kind not in "iuf" and lm.classes.dtype.kind not in "iuf":
-        s = pd.Series(arr)
-        known = s.notna().to_numpy()
-        codes = np.full(lm.n_items, -1, dtype=np.int64)
-        idx = pd.Index(lm.classes).get_indexer(s[known].to_numpy())
-        if (idx < 0).any():
-            bad = s[known].to_numpy()[idx < 0][0]
-            raise ValueError(f"Known label {bad!r} is not one of the classes {list(lm.classes)}.")
-        codes[known] = idx
-        return codes
+        return _class_codes(pd.Series(arr), lm)
     vals = _as_int_labels(arr, "y")
     if (vals < -1).any() or (vals >= lm.n_classes).any():
         bad = vals[(vals < -1) | (vals >= lm.n_classes)][0]
@@ -676,3 +659,17 @@ def check_known_labels(y: Any, lm: LabelMatrix) -> np.ndarray:
             "with -1 for unknown."
         )
     return vals
+
+
+def _class_codes(s: pd.Series, lm: LabelMatrix) -> np.ndarray:
+    """Class indices of user labels aligned with the items (missing = unknown = -1)."""
+    known = s.notna().to_numpy()
+    codes = np.full(lm.n_items, -1, dtype=np.int64)
+    values = s[known].to_numpy()
+    idx = pd.Index(lm.classes).get_indexer(values)
+    if (idx < 0).any():
+        raise ValueError(
+            f"Known label {values[idx < 0][0]!r} is not one of the classes {list(lm.classes)}."
+        )
+    codes[known] = idx
+    return codes
