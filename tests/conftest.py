@@ -43,3 +43,17 @@ def data_home() -> Path:
 def test_data_dir() -> Path:
     """Path of the small vendored test datasets (``tests/data``)."""
     return TEST_DATA
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A 2-worker in-process Dask ``LocalCluster`` and its client, started and closed by
+    the test module that uses it."""
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c

@@ -28,18 +28,6 @@ TOL = 1e-8
 
 
 @pytest.fixture(scope="module")
-def client():
-    """A 2-worker LocalCluster, started and closed by this module."""
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as c,
-    ):
-        yield c
-
-
-@pytest.fixture(scope="module")
 def data():
     d = make_dawid_skene(1500, 7, 3, coverage=0.6, class_prior="zipf", random_state=3)
     return d, d.L.to_dense()
