@@ -14,8 +14,13 @@ def _documented(cls) -> set[str]:
     match = re.search(r"\n\s*Attributes\n\s*-+\n(.*?)(\n\s*(See Also|Notes|References|Examples)"
                       r"\n\s*-+\n|\Z)", doc, re.S)
     assert match, f"{cls.__name__} has no numpydoc 'Attributes' section"
-    names = re.findall(r"^\s{0,8}([A-Za-z][A-Za-z0-9_]*_)\s*(?::|,|$)", match.group(1), re.M)
-    return set(names)
+    names: set[str] = set()
+    for line in match.group(1).splitlines():
+        head = re.match(r"^\s{0,8}([A-Za-z][A-Za-z0-9_]*_(?:\s*,\s*[A-Za-z][A-Za-z0-9_]*_)*)"
+                        r"\s*(?::|$)", line)
+        if head:
+            names.update(n.strip() for n in head.group(1).split(","))
+    return names
 
 
 def _fitted(est) -> set[str]:
@@ -39,6 +44,12 @@ def _fit_estimators():
     X = np.random.default_rng(0).normal(size=(300, 4))
     soft = wsagg.MajorityVote().fit_predict_proba(d.L)
     yield SoftLabelClassifier(max_iter=3, progress=False, random_state=0).fit(X, soft)
+    from wsagg.downstream import WeakSupervisionPipeline
+    from wsagg.prior import PriorCorrector
+
+    yield PriorCorrector().fit(soft)
+    clf = SoftLabelClassifier(max_iter=3, progress=False, random_state=0)
+    yield WeakSupervisionPipeline(classifier=clf).fit(d.L, X)
 
 
 @pytest.mark.parametrize("est", list(_fit_estimators()), ids=lambda e: type(e).__name__)

@@ -132,6 +132,10 @@ class SoftLabelClassifier(ClassifierMixin, BaseEstimator):
         Validation loss per epoch (empty without early stopping).
     best_epoch_ : int
     n_iter_ : int
+    output_offset_ : ndarray (k,)
+        Added to the logits by :meth:`predict_proba` / :meth:`decision_function`: the target
+        prior for the rebalancing losses, minus :math:`\\tau \\log \\pi` (``posthoc=
+        "logit_adjust"``) or :math:`\\log \\bar P` (``posthoc="p2p"``); zeros otherwise.
     """
 
     def __init__(
