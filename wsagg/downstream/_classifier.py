@@ -581,16 +581,9 @@ def _check_X(X: Any, n_features: int | None = None) -> Any:
 
 
 def _sample_weight(w: Any, n: int) -> np.ndarray:
-    if w is None:
-        return np.ones(n)
-    arr = np.asarray(w, dtype=np.float64)
-    if arr.shape != (n,):
-        raise ValueError(f"sample_weight must have shape ({n},); got {arr.shape}.")
-    if not np.all(np.isfinite(arr)) or (arr < 0).any():
-        raise ValueError("sample_weight must be finite and non-negative.")
-    if arr.sum() <= 0:
-        raise ValueError("sample_weight sums to 0; at least one sample needs a positive weight.")
-    return arr
+    from wsagg.prior import _check_sample_weight
+
+    return np.ones(n) if w is None else _check_sample_weight(w, n)
 
 
 def _resolve_device(device: Any) -> torch.device:

@@ -23,6 +23,19 @@ __all__ = ["DEFAULT_LR", "NormalizedGD", "SignDescent", "make_optimizer"]
 DEFAULT_LR = {"gd": 0.1, "sgd": 0.01, "adam": 1e-2, "sign": 1e-2, "normalized_gd": 0.1}
 
 
+def _momentum_step(state: dict, p: torch.Tensor, d: torch.Tensor, group: dict) -> None:
+    """``b = mu b + d`` (heavy-ball buffer, ``b = d`` at the first step), then
+    ``p -= lr * b``; with ``mu = 0`` simply ``p -= lr * d``."""
+    if group["momentum"] > 0:
+        buf = state.get("momentum_buffer")
+        if buf is None:
+            buf = state["momentum_buffer"] = d.clone()
+        else:
+            buf.mul_(group["momentum"]).add_(d)
+        d = buf
+    p.add_(d, alpha=-group["lr"])
+
+
 class SignDescent(torch.optim.Optimizer):
     """Sign descent: :math:`b_t = \\mu b_{t-1} + \\mathrm{sign}(g_t)`,
     :math:`\\theta_{t+1} = \\theta_t - \\eta\\, b_t` (plain sign descent when :math:`\\mu = 0`).
@@ -48,16 +61,7 @@ class SignDescent(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                d = torch.sign(p.grad)
-                if group["momentum"] > 0:
-                    state = self.state[p]
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = d.clone()
-                    else:
-                        buf.mul_(group["momentum"]).add_(d)
-                    d = buf
-                p.add_(d, alpha=-group["lr"])
+                _momentum_step(self.state[p], p, torch.sign(p.grad), group)
         return loss
 
 
@@ -88,16 +92,7 @@ class NormalizedGD(torch.optim.Optimizer):
             norm = torch.sqrt(sum((p.grad * p.grad).sum() for p in params))
             scale = 1.0 / torch.clamp(norm, min=group["eps"])
             for p in params:
-                d = p.grad * scale
-                if group["momentum"] > 0:
-                    state = self.state[p]
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = d.clone()
-                    else:
-                        buf.mul_(group["momentum"]).add_(d)
-                    d = buf
-                p.add_(d, alpha=-group["lr"])
+                _momentum_step(self.state[p], p, p.grad * scale, group)
         return loss
 
 
