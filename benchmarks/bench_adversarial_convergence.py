@@ -42,13 +42,9 @@ def _ll(y: np.ndarray, p: np.ndarray) -> float:
 def one_coin(n: int, m: int, k: int, seed: int):
     rng = np.random.default_rng(seed)
     acc = rng.uniform(0.45, 0.8, size=m)
-    conf = np.empty((m, k, k))
-    for j in range(m):
-        conf[j] = (1 - acc[j]) / (k - 1)
-        np.fill_diagonal(conf[j], acc[j])
     prior = rng.dirichlet(np.full(k, 3.0))
-    d = make_dawid_skene(n, m, k, class_prior=prior, coverage=0.7, confusion=conf,
-                         random_state=seed)
+    d = make_dawid_skene(n, m, k, class_prior=prior, coverage=0.7, accuracy=acc,
+                         errors="uniform", random_state=seed)
     return d.L.to_dense(), d.y
 
 

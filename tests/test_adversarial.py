@@ -196,13 +196,10 @@ def test_equality_constraints_binary_accuracy_family_is_logistic_regression_on_p
 def _one_coin(n, m, k, seed):
     rng = np.random.default_rng(seed)
     acc = rng.uniform(0.45, 0.8, size=m)
-    conf = np.empty((m, k, k))
-    for j in range(m):
-        conf[j] = (1 - acc[j]) / (k - 1)
-        np.fill_diagonal(conf[j], acc[j])
     prior = rng.dirichlet(np.full(k, 3.0))
-    d = make_dawid_skene(n, m, k, class_prior=prior, coverage=0.7, confusion=conf,
-                         random_state=seed)
+    d = make_dawid_skene(n, m, k, class_prior=prior, coverage=0.7, accuracy=acc,
+                         errors="uniform", random_state=seed)
+    conf = d.confusion
     L = d.L.to_dense()
     logp = np.log(prior)[None, :] + np.zeros((n, 1))
     for j in range(m):

@@ -473,3 +473,18 @@ def test_npz_gold_unknown_value(tmp_path):
     np.testing.assert_array_equal(ds.y, [-1, 1])
     with pytest.raises(ValueError, match=r"gold value -1 is neither abstain"):
         load_label_matrix_npz(f, class_values=[0, 1])
+
+
+def test_make_dawid_skene_uniform_errors_is_one_coin():
+    import numpy as np
+
+    from wsagg.datasets import make_dawid_skene
+
+    acc = np.array([0.5, 0.6, 0.7, 0.9])
+    d = make_dawid_skene(200, 4, 3, accuracy=acc, errors="uniform", random_state=0)
+    for j in range(4):
+        expected = np.full((3, 3), (1 - acc[j]) / 2)
+        np.fill_diagonal(expected, acc[j])
+        np.testing.assert_allclose(d.confusion[j], expected)
+    with pytest.raises(ValueError, match="errors must be"):
+        make_dawid_skene(10, 2, 2, errors="gaussian")

@@ -34,6 +34,7 @@ def make_dawid_skene(
     coverage: Any = 1.0,
     accuracy: Any = (0.6, 0.9),
     confusion: np.ndarray | None = None,
+    errors: str = "dirichlet",
     random_state: Any = None,
 ) -> SyntheticDawidSkene:
     """Draw a label matrix from the Dawid-Skene (1979) model.
@@ -57,8 +58,11 @@ def make_dawid_skene(
         Probability that each source votes on an item (1 = never abstains).
     accuracy : (low, high) or array-like (m,)
         Per-source probability of a correct vote (drawn uniformly in ``(low, high)`` when a
-        pair is given); errors are spread over the other classes with random Dirichlet
-        weights, so confusion matrices are not symmetric. Ignored if ``confusion`` is given.
+        pair is given). Ignored if ``confusion`` is given.
+    errors : {"dirichlet", "uniform"}
+        How a source's errors spread over the other classes: random Dirichlet weights per
+        source and class (confusion matrices are not symmetric), or evenly — the one-coin
+        (symmetric) model, :math:`\\Theta_j = a_j I + \\frac{1-a_j}{k-1}(11^\\top - I)`.
     confusion : ndarray (m, k, k), optional
         Explicit confusion matrices (rows sum to 1).
     random_state : int, RandomState or None
@@ -101,8 +105,13 @@ def make_dawid_skene(
             acc = rng.uniform(acc_spec[0], acc_spec[1], size=m)
         else:
             acc = np.broadcast_to(acc_spec, (m,)).copy()
+        if errors not in ("dirichlet", "uniform"):
+            raise ValueError(f"errors must be 'dirichlet' or 'uniform'; got {errors!r}.")
         conf = np.empty((m, k, k))
-        off = rng.dirichlet(np.full(k - 1, 2.0), size=(m, k))  # (m, k, k-1)
+        if errors == "uniform":
+            off = np.full((m, k, k - 1), 1.0 / (k - 1))
+        else:
+            off = rng.dirichlet(np.full(k - 1, 2.0), size=(m, k))  # (m, k, k-1)
         for c in range(k):  # loop over classes only
             others = [l for l in range(k) if l != c]
             conf[:, c, c] = acc
