@@ -80,6 +80,11 @@ SECTIONS: dict[str, tuple[str, str, str]] = {
         "streamed vs LocalCluster, with the differences to the in-memory fit.",
         "benchmarks/bench_distributed.py --parts adversarial",
     ),
+    "gpu_check": (
+        "GPU check: torch on CUDA against the CPU",
+        "Dawid-Skene at 1e8 votes and the adversarial solver at 1e5 items, CPU vs CUDA.",
+        "benchmarks/bench_gpu.py",
+    ),
     "lf_apply": (
         "Labeling-function application: pandas vs Dask",
         "Throughput of applying labeling functions to text records.",
