@@ -149,3 +149,65 @@ def test_demo_prints_majority_accuracy(capsys):
         __import__("wsagg").MajorityVote().fit_predict_proba(data.L)))
     assert f"accuracy {expected:.4f} against gold on 1686 items" in out
     assert "1686 items, 10 labeling functions" in out
+
+
+def _one_line_error(capsys, args):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("wsagg: error:") and "\n" not in err
+    return err
+
+
+def test_input_edge_cases_name_the_problem(tmp_path, capsys):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    out = str(tmp_path / "o.csv")
+    # pandas' own "No columns to parse from file" named neither the file nor the fix
+    assert "'empty.csv' is empty" in _one_line_error(capsys, ["aggregate", str(empty), "-o", out])
+    assert "'empty.csv' is empty" in _one_line_error(capsys, ["analyze", str(empty)])
+    # a directory gave "[Errno 21] ..." or, without a suffix, "unsupported input format ''"
+    for d in (tmp_path / "votes.csv", tmp_path / "votes"):
+        d.mkdir()
+        assert "is a directory" in _one_line_error(capsys, ["aggregate", str(d), "-o", out])
+    # a wide table with a text id column gave "dtype object ... use long format"
+    wide = tmp_path / "wide.csv"
+    pd.DataFrame({"id": ["a", "b"], "lf1": [0, 1], "lf2": [-1, 1]}).to_csv(wide, index=False)
+    err = _one_line_error(capsys, ["aggregate", str(wide), "--wide", "-o", out])
+    assert "--item-col id" in err
+    assert main(["aggregate", str(wide), "--wide", "--item-col", "id", "-o", out]) == 0
+
+
+def test_output_path_problems(tmp_path, capsys):
+    src = tmp_path / "votes.csv"
+    VOTES.to_csv(src, index=False)
+    out_dir = tmp_path / "out.csv"
+    out_dir.mkdir()
+    # used to fail with "[Errno 21] Is a directory: '.../.out.csv.xxxx.tmp' -> ..."
+    err = _one_line_error(capsys, ["aggregate", str(src), "-o", str(out_dir), "--force"])
+    assert "is a directory; give a file path" in err
+    # used to fail with "[Errno 17] File exists: 'votes.csv'"
+    err = _one_line_error(capsys, ["aggregate", str(src), "-o", str(src / "x.csv")])
+    assert "is a file, not a directory" in err
+    # a missing directory is created
+    deep = tmp_path / "a" / "b" / "soft.csv"
+    assert main(["aggregate", str(src), "-o", str(deep)]) == 0 and deep.exists()
+    # the input, reached by another relative path, is refused
+    (tmp_path / "sub").mkdir()
+    err = _one_line_error(
+        capsys, ["aggregate", str(src), "-o", str(tmp_path / "sub" / ".." / "votes.csv"),
+                 "--force"])
+    assert "refusing to overwrite the input" in err
+    assert pd.read_csv(src).equals(VOTES)
+
+
+def test_adversarial_from_the_command_line_explains_how(tmp_path, capsys):
+    src = tmp_path / "votes.csv"
+    VOTES.to_csv(src, index=False)
+    # the estimator's message pointed at fit(L, L_labeled=...), which the CLI cannot do
+    for args in (["demo", "--method", "adversarial"],
+                 ["aggregate", str(src), "-o", str(tmp_path / "o.csv"), "--method",
+                  "adversarial"]):
+        err = _one_line_error(capsys, args)
+        assert "--param accuracy_bounds=" in err
+    assert main(["aggregate", str(src), "-o", str(tmp_path / "o.csv"), "--method",
+                 "adversarial", "--param", "accuracy_bounds=[0.6,0.9]"]) == 0

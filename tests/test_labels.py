@@ -157,6 +157,26 @@ def test_known_labels_validation():
         check_known_labels(pd.Series({"a": "q"}), lm2)
 
 
+def test_known_labels_series_with_foreign_ids_is_an_error():
+    # gold indexed by ids that match no item (here int ids vs str items) used to be dropped
+    # silently, fitting unsupervised without a word
+    df = pd.DataFrame({"item": ["1", "2"], "source": ["s", "s"], "label": ["x", "y"]})
+    lm = as_label_matrix(df)
+    with pytest.raises(ValueError, match="None of y's item ids"):
+        check_known_labels(pd.Series({1: "x", 2: "y"}), lm)
+    with pytest.raises(ValueError, match="appears more than once"):
+        check_known_labels(pd.Series(["x", "y"], index=["1", "1"]), lm)
+    # items 10, 11 and gold for item 11 only: pandas 3 stores the index as RangeIndex(11, 12),
+    # which was taken as positional (one entry for two items)
+    lm_int = as_label_matrix(pd.DataFrame({"item": [10, 11], "source": ["s", "s"],
+                                           "label": ["x", "y"]}))
+    np.testing.assert_array_equal(check_known_labels(pd.Series({11: "y"}), lm_int), [-1, 1])
+    # a superset of the items (gold for other items too) stays accepted
+    np.testing.assert_array_equal(
+        check_known_labels(pd.Series({"2": "y", "9": "x"}), lm), [-1, 1]
+    )
+
+
 def test_take_items():
     lm = as_label_matrix(L_DENSE)
     sub = lm.take_items(np.array([3, 0]))
@@ -230,3 +250,15 @@ def test_one_hot_fast_path_matches_coo(repeat):
     np.testing.assert_array_equal(V.toarray(), ref.toarray())
     np.testing.assert_array_equal(V.indptr, ref.indptr)
     np.testing.assert_array_equal(V.indices, ref.indices)
+
+
+def test_long_float_class_ids_with_n_classes():
+    # integer labels with an empty cell come back from read_csv as float (0.0, 1.0, NaN);
+    # with n_classes=4 this raised "only 2 labels occur and they are not integer ids 0..3"
+    df = pd.DataFrame({"item": [1, 1, 2], "source": ["a", "b", "a"], "label": [0.0, 1.0, np.nan]})
+    lm = as_label_matrix(df, n_classes=4)
+    np.testing.assert_array_equal(lm.classes, np.arange(4))
+    np.testing.assert_array_equal(lm.to_dense(), [[0, 1], [-1, -1]])
+    with pytest.raises(ValueError, match="3 distinct labels"):
+        as_label_matrix(pd.DataFrame({"item": [1, 1, 2], "source": ["a", "b", "a"],
+                                      "label": [0.0, 1.0, 2.0]}), n_classes=2)

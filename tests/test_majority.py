@@ -158,3 +158,23 @@ def test_long_format_with_string_labels_and_series_y():
     assert list(pred) == ["spam", "ham", "ham"]
     with pytest.raises(ValueError, match="not seen at fit time"):
         mv.predict_proba(pd.DataFrame({"task": ["x"], "worker": ["zz"], "label": ["ham"]}))
+
+
+def test_predict_on_label_matrix_with_other_sources_is_an_error():
+    # a LabelMatrix built from new votes has its own source/class order; it was matched by
+    # position only, so renamed or reordered workers were scored with the wrong weights
+    df = pd.DataFrame({"task": ["a", "a", "b", "b"], "worker": ["x", "y", "x", "z"],
+                       "label": ["cat", "dog", "dog", "dog"]})
+    mv = MajorityVote().fit(df)
+    new = as_label_matrix(df.assign(worker=df["worker"].replace({"z": "q"})))
+    with pytest.raises(ValueError, match=r"sources .* differ from those seen at fit"):
+        mv.predict_proba(new)
+    # the same votes as a DataFrame, or the fitted LabelMatrix itself, are fine
+    np.testing.assert_allclose(mv.predict_proba(as_label_matrix(df)), mv.predict_proba(df))
+    dense = MajorityVote().fit(np.array([[0, 1], [1, 1]]))
+    assert dense.predict(as_label_matrix(np.array([[1, 1]]))).tolist() == [1]
+
+
+def test_tie_break_is_validated_at_fit():
+    with pytest.raises(ValueError, match="tie_break must be 'first' or 'random'"):
+        MajorityVote(tie_break="abstain").fit(np.array([[0, 1], [1, 1]]))

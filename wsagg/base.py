@@ -66,6 +66,10 @@ class BaseAggregator(BaseEstimator):
         y_hint = None if y is None or not hasattr(y, "__len__") else y
         lm = as_label_matrix(L, n_classes=n_classes, y=_numeric_or_none(y_hint))
         y_idx = None if y is None else check_known_labels(y, lm)
+        if getattr(self, "tie_break", "first") not in ("first", "random"):
+            raise ValueError(
+                f"tie_break must be 'first' or 'random'; got {self.tie_break!r}."
+            )
         self.classes_ = lm.classes
         self.n_classes_ = lm.n_classes
         self.n_sources_ = lm.n_sources
@@ -81,6 +85,17 @@ class BaseAggregator(BaseEstimator):
                     f"The label matrix has {lm.n_classes} classes but the estimator was "
                     f"fitted with {self.n_classes_}."
                 )
+            for what, got, fitted in (("sources", lm.source_names, self.source_names_),
+                                      ("classes", lm.classes, self.classes_)):
+                if (
+                    got is not None and fitted is not None and len(got) == len(fitted)
+                    and not _is_default_ids(got) and not np.array_equal(got, fitted)
+                ):
+                    raise ValueError(
+                        f"The label matrix's {what} {list(got)[:5]} differ from those seen at "
+                        f"fit {list(fitted)[:5]}; pass the votes themselves (e.g. the "
+                        "DataFrame), which are mapped onto the fitted sources and classes."
+                    )
         elif _is_long(L):
             lm = as_label_matrix(
                 L, classes=self.classes_, source_names=self.source_names_
@@ -142,6 +157,12 @@ class BaseAggregator(BaseEstimator):
 
     def _predict_proba(self, lm: LabelMatrix) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
+
+
+def _is_default_ids(ids: Any) -> bool:
+    """``0..len-1``: the names a dense or sparse matrix gets (matched by position)."""
+    arr = np.asarray(ids)
+    return arr.dtype.kind in "iu" and np.array_equal(arr, np.arange(arr.shape[0]))
 
 
 def _is_long(L: Any) -> bool:

@@ -49,12 +49,20 @@ def _read_input(path: Path, args: argparse.Namespace) -> Any:
 
     if not path.exists():
         raise CLIError(f"input file {str(path)!r} does not exist")
+    if path.is_dir():
+        raise CLIError(f"input {str(path)!r} is a directory; pass a label matrix file")
     suffix = path.suffix.lower()
     if suffix in {".csv", ".tsv", ".parquet"}:
         if suffix == ".parquet":
             df = pd.read_parquet(path)
         else:
-            df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+            try:
+                df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+            except pd.errors.EmptyDataError as err:
+                raise CLIError(
+                    f"input file {path.name!r} is empty; it needs a header row and one vote "
+                    "per row"
+                ) from err
         if args.wide:
             if args.item_col:
                 if args.item_col not in df.columns:
@@ -92,6 +100,13 @@ def _to_label_matrix(kind_data: tuple[str, Any], args: argparse.Namespace) -> An
 
     kind, data = kind_data
     if kind == "wide":
+        text = [str(c) for c in data.columns if data[c].dtype.kind not in "iufb"]
+        if text:
+            raise CLIError(
+                f"--wide: column(s) {text} hold non-numeric values; a wide table holds class "
+                f"ids (-1 = abstain). If {text[0]!r} holds item ids, pass --item-col "
+                f"{text[0]}; for string labels use long format (item,source,label)"
+            )
         lm = as_label_matrix(
             data.to_numpy(), n_classes=args.n_classes, source_names=list(data.columns)
         )
@@ -114,7 +129,23 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
     return params
 
 
+def _check_cli_method(method: str, params: dict[str, Any]) -> None:
+    if method == "adversarial" and params.get("accuracy_bounds") is None:
+        raise CLIError(
+            "--method adversarial needs known labels, which the command line does not take; "
+            "pass the sources' accuracy interval, e.g. --param accuracy_bounds=[0.6,0.9], or "
+            "use the Python API: AdversarialLogLoss().fit(L, y)"
+        )
+
+
 def _atomic_write(frame: Any, out: Path, force: bool) -> None:
+    if out.is_dir():
+        raise CLIError(f"output {str(out)!r} is a directory; give a file path, e.g. "
+                       f"{str(out / 'soft_labels.csv')!r}")
+    parent = next((p for p in (out.parent, *out.parent.parents) if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise CLIError(f"cannot create output {str(out)!r}: {str(parent)!r} is a file, "
+                       "not a directory")
     if out.exists() and not force:
         raise CLIError(f"output {str(out)!r} exists; choose another path or pass --force")
     suffix = out.suffix.lower()
@@ -164,6 +195,7 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
     params = _parse_params(args.param)
     if args.n_classes is not None:
         params.setdefault("n_classes", lm.n_classes)
+    _check_cli_method(args.method, params)
     model = get_aggregator(args.method, **params)
     proba = model.fit_predict_proba(lm)
     frame = _soft_label_frame(lm, proba, model)
@@ -205,7 +237,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from wsagg.metrics import evaluate
 
     data = load_demo(split=args.split)
-    model = get_aggregator(args.method, **_parse_params(args.param))
+    params = _parse_params(args.param)
+    _check_cli_method(args.method, params)
+    model = get_aggregator(args.method, **params)
     proba = model.fit_predict_proba(data.L)
     report = evaluate(data.y, proba, covered=data.L)
     from wsagg.metrics import accuracy

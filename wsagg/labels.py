@@ -598,6 +598,8 @@ def _generic_label_codes(
             raise TypeError(
                 "Class labels of mixed types cannot be ordered; pass classes=[...] explicitly."
             ) from err
+        if cls.dtype.kind == "f" and np.all(cls == np.round(cls)):
+            cls = cls.astype(np.int64)  # integer ids read as float (a CSV with empty labels)
         if n_classes is not None:
             k = _check_n_classes(n_classes)
             if cls.shape[0] > k:
@@ -614,10 +616,6 @@ def _generic_label_codes(
                 )
         elif cls.dtype.kind in "iu" and cls.min() >= 0:
             cls = np.arange(int(cls.max()) + 1)
-        if cls.dtype.kind == "f" and np.all(cls == np.round(cls)):
-            cls = cls.astype(np.int64)
-            if cls.min() >= 0:
-                cls = np.arange(int(cls.max()) + 1)
     else:
         cls = np.asarray(list(classes))
         if n_classes is not None and _check_n_classes(n_classes) != cls.shape[0]:
@@ -639,8 +637,24 @@ def check_known_labels(y: Any, lm: LabelMatrix) -> np.ndarray:
     indices, ``-1`` unknown), or a pandas Series indexed by item id holding the user's class
     labels (NaN = unknown). Returns an int64 array of class indices with ``-1`` = unknown.
     """
-    if isinstance(y, pd.Series) and not isinstance(y.index, pd.RangeIndex):
-        return _class_codes(y.reindex(pd.Index(lm.item_ids)), lm)
+    if isinstance(y, pd.Series) and not (
+        # positional only for the default index 0..len-1 (pandas 3 turns {1: .., 2: ..}
+        # into RangeIndex(1, 3), which holds item ids)
+        isinstance(y.index, pd.RangeIndex) and y.index.start == 0 and y.index.step == 1
+    ):
+        if y.index.has_duplicates:
+            dup = y.index[y.index.duplicated()][0]
+            raise ValueError(
+                f"y is indexed by item id but item {dup!r} appears more than once; give one "
+                "known label per item."
+            )
+        items = pd.Index(lm.item_ids)
+        if y.notna().any() and not y.index[y.notna().to_numpy()].isin(items).any():
+            raise ValueError(
+                f"None of y's item ids (e.g. {y.index[0]!r}) is an item of the label matrix "
+                f"(e.g. {items[0]!r}); index y by the same item ids (and dtype) as the votes."
+            )
+        return _class_codes(y.reindex(items), lm)
     arr = np.asarray(y)
     if arr.ndim != 1:
         raise ValueError(f"y must be 1-D (one label per item); got shape {arr.shape}.")
