@@ -204,10 +204,23 @@ def test_adversarial_from_the_command_line_explains_how(tmp_path, capsys):
     src = tmp_path / "votes.csv"
     VOTES.to_csv(src, index=False)
     # the estimator's message pointed at fit(L, L_labeled=...), which the CLI cannot do
-    for args in (["demo", "--method", "adversarial"],
+    for args in (["demo", "--method", "adversarial", "--known-labels", "none"],
                  ["aggregate", str(src), "-o", str(tmp_path / "o.csv"), "--method",
                   "adversarial"]):
         err = _one_line_error(capsys, args)
         assert "--param accuracy_bounds=" in err
     assert main(["aggregate", str(src), "-o", str(tmp_path / "o.csv"), "--method",
                  "adversarial", "--param", "accuracy_bounds=[0.6,0.9]"]) == 0
+
+
+def test_demo_with_known_labels_scores_only_the_unlabeled_split(capsys):
+    # the adversarial method defaults to the valid split's gold as its labeled set
+    assert main(["demo", "--method", "adversarial"]) == 0
+    out = capsys.readouterr().out
+    assert "valid split's gold given as known labels" in out
+    assert "against gold on 1686 items" in out  # scored on train only, rows in == rows out
+    assert main(["demo", "--method", "dawid-skene", "--known-labels", "valid",
+                 "--split", "test"]) == 0
+    assert "against gold on 250 items" in capsys.readouterr().out
+    err = _one_line_error(capsys, ["demo", "--known-labels", "valid", "--split", "valid"])
+    assert "another --split" in err

@@ -238,9 +238,26 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     data = load_demo(split=args.split)
     params = _parse_params(args.param)
-    _check_cli_method(args.method, params)
+    known = args.known_labels
+    if known is None:  # the adversarial game needs labeled items: default to the valid split
+        has_bounds = params.get("accuracy_bounds") is not None
+        known = "valid" if args.method == "adversarial" and not has_bounds else "none"
+    if known == "valid" and args.split == "valid":
+        raise CLIError("--known-labels valid needs another --split to score (train or test)")
     model = get_aggregator(args.method, **params)
-    proba = model.fit_predict_proba(data.L)
+    if known == "valid":
+        # stack the scored split (labels unknown) and the valid split (gold known), fit on
+        # both, score the first block only: the known labels never touch the scored items
+        from wsagg.labels import as_label_matrix
+
+        labeled = load_demo(split="valid")
+        stacked = as_label_matrix(np.vstack([data.dense(), labeled.dense()]),
+                                  n_classes=data.n_classes)
+        y_known = np.concatenate([np.full(data.L.n_items, -1), labeled.y])
+        proba = model.fit_predict_proba(stacked, y_known)[: data.L.n_items]
+    else:
+        _check_cli_method(args.method, params)
+        proba = model.fit_predict_proba(data.L)
     report = evaluate(data.y, proba, covered=data.L)
     from wsagg.metrics import accuracy
 
@@ -249,6 +266,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(
         f"wsagg demo: {data.name} ({args.split}): {data.L.n_items} items, "
         f"{data.L.n_sources} labeling functions, classes {list(data.class_names)}"
+        + (" (the valid split's gold given as known labels)" if known == "valid" else "")
     )
     print(
         f"{args.method}: accuracy {report['accuracy']:.4f} against gold on {report['n_gold']} "
@@ -294,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="aggregate the embedded dataset and score it against gold")
     p.add_argument("--method", default="majority", choices=methods)
     p.add_argument("--split", default="train", choices=["train", "valid", "test"])
+    p.add_argument("--known-labels", default=None, choices=["none", "valid"],
+                   help="fit with the valid split's gold as known labels (default: none; "
+                        "valid for --method adversarial, which needs labeled items)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE",
                    help="aggregator parameter (repeatable)")
     p.set_defaults(func=_cmd_demo)
