@@ -11,8 +11,8 @@ heuristics, prompts) on ``n`` items, with classes ``0..k-1`` and ``-1`` meaning 
   abstain;
 * **long format**: a pandas DataFrame with ``item, source, label`` columns (crowd-kit's
   ``task, worker, label`` are accepted too) or a tuple of three arrays. Ids may be any
-  hashable values; they are mapped to indices and kept (``item_ids``, ``source_names``,
-  ``classes``). A row whose label is missing (NaN/None) is an abstain: it registers the item
+  hashable values; they are mapped to indices and kept (``item_ids`` in order of first
+  appearance, so rows out follow the input; ``source_names`` and ``classes`` sorted). A row whose label is missing (NaN/None) is an abstain: it registers the item
   and the source but records no vote.
 
 Internally a label matrix is a list of votes ``(item, source, label)`` — its memory and every
@@ -459,13 +459,19 @@ def _pick_column(df: pd.DataFrame, candidates: tuple[str, ...], what: str) -> st
     )
 
 
-def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``pd.factorize(values, sort=False)`` (codes in order of first appearance), with fast
-    paths for integer ids that avoid hashing: sorted ids (one pass), and ids in a range not
-    much larger than their count (a first-index table)."""
+def _factorize(values: np.ndarray, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize(values, sort=sort)``: codes in order of first appearance, or of the
+    sorted ids with ``sort=True`` (ids that cannot be ordered keep first appearance), with
+    fast paths for integer ids that avoid hashing: sorted ids (one pass), and ids in a range
+    not much larger than their count (a first-index table)."""
     v = np.asarray(values)
     n = v.shape[0]
     if v.dtype.kind not in "iu" or n == 0:
+        if sort:
+            try:
+                return pd.factorize(values, sort=True)
+            except TypeError:  # mixed types cannot be ordered
+                pass
         return pd.factorize(values, sort=False)
     if n == 1 or bool(np.all(v[1:] >= v[:-1])):  # nondecreasing: first appearance = sorted
         new = np.empty(n, dtype=bool)
@@ -474,9 +480,13 @@ def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.cumsum(new) - 1, v[new]
     lo, hi = int(v.min()), int(v.max())
     if hi - lo > 2 * n + 1024:
-        return pd.factorize(values, sort=False)
+        return pd.factorize(values, sort=sort)
     off = (v - lo).astype(np.int64, copy=False)
     present = np.flatnonzero(np.bincount(off, minlength=hi - lo + 1))
+    if sort:
+        code = np.empty(hi - lo + 1, dtype=np.int64)
+        code[present] = np.arange(present.shape[0])
+        return code[off], (present + lo).astype(v.dtype)
     first = np.full(hi - lo + 1, n, dtype=np.int64)
     head = min(n, 1 << 16)  # few distinct ids (sources) all show up early: no full pass
     np.minimum.at(first, off[:head], np.arange(head))
@@ -545,7 +555,7 @@ def _from_long(
         raise ValueError("Long-format input has missing item or source ids; drop those rows.")
     item_codes, item_ids = _factorize(items)
     if source_names is None:
-        source_codes, source_uniques = _factorize(sources)
+        source_codes, source_uniques = _factorize(sources, sort=True)
         names = np.asarray(source_uniques, dtype=object)
     else:
         names = np.asarray(list(source_names), dtype=object)
