@@ -12,8 +12,9 @@ heuristics, prompts) on ``n`` items, with classes ``0..k-1`` and ``-1`` meaning 
 * **long format**: a pandas DataFrame with ``item, source, label`` columns (crowd-kit's
   ``task, worker, label`` are accepted too) or a tuple of three arrays. Ids may be any
   hashable values; they are mapped to indices and kept (``item_ids`` in order of first
-  appearance, so rows out follow the input; ``source_names`` and ``classes`` sorted). A row whose label is missing (NaN/None) is an abstain: it registers the item
-  and the source but records no vote.
+  appearance, so rows out follow the input; ``source_names`` and ``classes`` sorted).
+  A row whose label is missing (NaN/None) is an abstain: it registers the item and the
+  source but records no vote.
 
 Internally a label matrix is a list of votes ``(item, source, label)`` — its memory and every
 computation on it are linear in the number of votes, whatever ``n`` and ``m`` are. Repeated
