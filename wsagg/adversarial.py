@@ -495,37 +495,18 @@ class AdversarialLogLoss(BaseAggregator):
         self.dual_problem_ = problem.without_cache()  # the caches are O(nnz) arrays
 
         # bounds as probabilities after widening
-        half_w = (hi_w - lo_w) / 2.0 * widening
-        mid_w = (lo_w + hi_w) / 2.0
-        rows_w = table["weights"]
-        rows_w["estimate"] = p_w
-        rows_w["lo"] = mid_w - half_w
-        rows_w["hi"] = mid_w + half_w
-        rows_w["n_labeled"] = trials_w
-        rows_w["n_target"] = scale_w
-        rows_w["active"] = active_w
-        rows_w["weight"] = tw
+        rows_w, bounds_w = _widened_rows(table["weights"], lo_w, hi_w, widening, p_w,
+                                         trials_w, scale_w, active_w, tw)
         frames = []
         if has_bias:
-            half_c = (hi_c - lo_c) / 2.0 * widening
-            mid_c = (lo_c + hi_c) / 2.0
-            rows_c = table["classes"]
-            rows_c["estimate"] = p_c
-            rows_c["lo"] = mid_c - half_c
-            rows_c["hi"] = mid_c + half_c
-            rows_c["n_labeled"] = trials_c
-            rows_c["n_target"] = N
-            rows_c["active"] = True
-            rows_c["weight"] = gamma
+            rows_c, self.class_freq_bounds_ = _widened_rows(
+                table["classes"], lo_c, hi_c, widening, p_c, trials_c, N, True, gamma)
             frames.append(rows_c)
-            self.class_freq_bounds_ = np.column_stack([mid_c - half_c, mid_c + half_c])
         else:
             self.class_freq_bounds_ = None
         frames.append(rows_w)
         self.constraints_ = pd.concat(frames, ignore_index=True)
-        self.accuracy_bounds_ = (
-            np.column_stack([mid_w - half_w, mid_w + half_w]) if family == "accuracy" else None
-        )
+        self.accuracy_bounds_ = bounds_w if family == "accuracy" else None
 
     def _feasibility_lp(self, problem: DualProblem) -> tuple[float, float]:
         """Run the feasibility LP; raise on an empty polytope or widen ``problem.e`` in place.
@@ -633,3 +614,21 @@ def _parse_bounds(bounds: Any, size: int, name: str) -> tuple[np.ndarray, np.nda
     if (arr < 0).any() or (arr > 1).any():
         raise ValueError(f"{name} are probabilities and must lie in [0, 1].")
     return arr[:, 0].copy(), arr[:, 1].copy()
+
+
+def _widened_rows(
+    rows: pd.DataFrame, lo: Any, hi: Any, widening: float, estimate: Any, n_labeled: Any,
+    n_target: Any, active: Any, weight: Any,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Fill a block of the ``constraints_`` table with its intervals widened by ``widening``
+    around their midpoints; return it and the ``(lo, hi)`` bounds as a ``(p, 2)`` array."""
+    half = (hi - lo) / 2.0 * widening
+    mid = (lo + hi) / 2.0
+    rows["estimate"] = estimate
+    rows["lo"] = mid - half
+    rows["hi"] = mid + half
+    rows["n_labeled"] = n_labeled
+    rows["n_target"] = n_target
+    rows["active"] = active
+    rows["weight"] = weight
+    return rows, np.column_stack([mid - half, mid + half])
