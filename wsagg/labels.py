@@ -268,7 +268,8 @@ def as_label_matrix(
     if n_classes is None and lm.n_classes < 2 and classes is None:
         raise ValueError(
             f"Only {lm.n_classes} class could be inferred from the votes; label aggregation "
-            "needs at least 2. Pass n_classes=k explicitly."
+            "needs at least 2. Pass n_classes=k explicitly (--n-classes K on the command "
+            "line)."
         )
     return lm
 
