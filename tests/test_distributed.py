@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 da = pytest.importorskip("dask.array", reason="the dask extra is not installed")
@@ -249,6 +249,7 @@ def test_scheduler_address_string(client, data):
 
 @settings(max_examples=8, deadline=None)
 @given(cuts=st.lists(st.integers(0, 300), min_size=0, max_size=5))
+@example(cuts=[144, 145])  # a partition holding one item with no vote (found by hypothesis)
 def test_any_partitioning_streams_to_the_same_fit(cuts):
     d = make_dawid_skene(300, 4, 2, coverage=0.5, random_state=11)
     L = d.L.to_dense()

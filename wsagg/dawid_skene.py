@@ -240,7 +240,9 @@ def _initial_posterior(
         tot = np.bincount(lm.item, minlength=lm.n_items).astype(np.float64)
         w = 1.0 / tot[lm.item]  # each vote's share of its item: O(votes)
         q = np.bincount(lm.item * k + lm.label, weights=w, minlength=lm.n_items * k)
-        q = q.reshape(lm.n_items, k)
+        # float even without votes (numpy's bincount of nothing is integer, which would
+        # truncate the uniform 1/k below to 0)
+        q = q.reshape(lm.n_items, k).astype(np.float64, copy=False)
         covered = tot > 0
     q[~covered] = 1.0 / k
     if known is not None:
