@@ -62,6 +62,8 @@ class BaseAggregator(BaseEstimator):
 
     # -- input handling --------------------------------------------------------------
     def _validate_fit(self, L: Any, y: Any = None) -> tuple[LabelMatrix, np.ndarray | None]:
+        if getattr(self, "_parameter_constraints", None) is not None:
+            self._validate_params()  # scikit-learn's messages, from _parameter_constraints
         n_classes = getattr(self, "n_classes", None)
         y_hint = None if y is None or not hasattr(y, "__len__") else y
         lm = as_label_matrix(L, n_classes=n_classes, y=_numeric_or_none(y_hint))
