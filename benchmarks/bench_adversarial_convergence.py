@@ -30,9 +30,9 @@ from benchmarks._common import (
     save_figure,
     save_results,
 )
-from wsagg._adversarial_bfdata import load_bf_mat
-from wsagg.adversarial import AdversarialLogLoss
+from wsagg.aggregation.adversarial import AdversarialLogLoss
 from wsagg.datasets import make_dawid_skene
+from wsagg.datasets._bf import load_bf_mat
 
 
 def _ll(y: np.ndarray, p: np.ndarray) -> float:

@@ -28,8 +28,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import DEFAULT_DATA_HOME, print_table, save_results
-from wsagg._adversarial_bfdata import BF_DATASETS, load_bf_mat
-from wsagg.adversarial import AdversarialLogLoss
+from wsagg.aggregation.adversarial import AdversarialLogLoss
+from wsagg.datasets._bf import BF_DATASETS, load_bf_mat
 
 PAPER_NAMES = {"breast_cancer": "Cancer", "cardio": "Cardio", "domain": "Domain",
                "youtube": "Youtube", "sms": "SMS"}

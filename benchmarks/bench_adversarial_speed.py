@@ -28,7 +28,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import print_table, save_results
-from wsagg.adversarial import AdversarialLogLoss
+from wsagg.aggregation.adversarial import AdversarialLogLoss
 from wsagg.datasets import make_dawid_skene
 
 
@@ -39,8 +39,8 @@ def _timed(fn):
 
 
 def run(sizes, ks, m, cvxpy_max_n, device, torch_on, repeats=3, max_repeat_s=120.0, seed=0):
-    from wsagg._adversarial_cvxpy import solve_cvxpy
-    from wsagg._adversarial_scipy import solve_lbfgsb
+    from wsagg.aggregation.adversarial.solvers.cvxpy import solve_cvxpy
+    from wsagg.aggregation.adversarial.solvers.scipy import solve_lbfgsb
 
     rows = []
     for k in ks:
@@ -59,7 +59,7 @@ def run(sizes, ks, m, cvxpy_max_n, device, torch_on, repeats=3, max_repeat_s=120
             if n <= cvxpy_max_n:
                 methods["cvxpy"] = lambda prob=prob: solve_cvxpy(prob.without_cache())
             if torch_on:
-                from wsagg._adversarial_torch import solve_torch
+                from wsagg.aggregation.adversarial.solvers.torch import solve_torch
 
                 methods["torch"] = lambda prob=prob: solve_torch(prob.without_cache(),
                                                                  device=device)

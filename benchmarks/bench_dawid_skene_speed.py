@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import print_table, save_figure, save_results  # noqa: E402
 from wsagg import DawidSkene  # noqa: E402
-from wsagg._ds_backend import NumpyBackend  # noqa: E402
+from wsagg.aggregation.dawid_skene.backends.numpy import NumpyBackend  # noqa: E402
 from wsagg.datasets import make_dawid_skene  # noqa: E402
 
 
@@ -133,22 +133,27 @@ def _has(mod: str) -> bool:
 def _time_iteration(L, repeats=5):
     """Median time of one EM iteration (M-step + E-step with its statistics, exactly the
     estimator's loop body) and of the two sparse products ``V @ T`` and ``V.T @ q`` alone."""
-    from wsagg.dawid_skene import _design, _initial_posterior, _m_step, _table
+    from wsagg.aggregation.dawid_skene.em import (
+        build_design,
+        initial_posterior,
+        log_parameter_table,
+        m_step,
+    )
 
     ds = DawidSkene(max_iter=0).fit(L)
     hp = ds._hyper(L.n_classes)
     hp["abstain"] = ds.abstain_
-    design = _design(L, ds.abstain_)
+    design = build_design(L, ds.abstain_)
     backend = NumpyBackend(design.X)
-    q0 = _initial_posterior(L, None)
+    q0 = initial_posterior(L, None)
     stats, q_sum = backend.stats(q0), backend.sum_rows(q0)
     V = design.X
     T = np.zeros((V.shape[1], L.n_classes))
     t_prod, t_iter = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        params = _m_step(stats, q_sum, design, hp)
-        table, offset = _table(params, design)
+        params = m_step(stats, q_sum, design, hp)
+        table, offset = log_parameter_table(params, design)
         _, stats, q_sum = backend.e_step(table, offset)
         t_iter.append(time.perf_counter() - t0)
         t0 = time.perf_counter()

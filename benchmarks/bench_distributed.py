@@ -134,7 +134,7 @@ def run_adversarial(mode: str, paths: list[str], processes: bool = True) -> dict
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=processes,
                           dashboard_address=None, memory_limit=0) as cluster, \
                 Client(cluster) as client:
-            client.run(__import__, "wsagg._distributed_adversarial")  # warm imports
+            client.run(__import__, "wsagg.aggregation.adversarial.partitioned")  # warm imports
             vp = VotePartitions.from_files(paths, client=client, n_classes=K)
             t1 = time.perf_counter()
             est.fit(vp, L_labeled=L_lab, y_labeled=y_lab)
@@ -213,7 +213,7 @@ def run_one(mode: str, paths: list[str], overhead_parts: int, processes: bool = 
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=processes,
                           dashboard_address=None, memory_limit=0) as cluster, \
                 Client(cluster) as client:
-            client.run(__import__, "wsagg.dawid_skene")  # warm the workers' imports
+            client.run(__import__, "wsagg.aggregation.dawid_skene")  # warm the workers' imports
             client.run(__import__, "wsagg.distributed")
             out["cluster_start_s"] = time.perf_counter() - t0
             vp = VotePartitions.from_files(paths, client=client, n_classes=K)

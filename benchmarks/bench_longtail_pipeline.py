@@ -72,7 +72,7 @@ def classifier_for(method: str, seed: int, max_iter: int):
 
 def make_aggregator(name: str):
     if name == "mv":
-        from wsagg.majority import MajorityVote
+        from wsagg.aggregation.majority import MajorityVote
 
         return MajorityVote()
     if name == "ds":

@@ -16,7 +16,7 @@ from scipy.optimize import linprog
 from scipy.special import softmax
 from scipy.stats import binomtest
 
-from wsagg.adversarial import AdversarialLogLoss
+from wsagg.aggregation.adversarial import AdversarialLogLoss
 from wsagg.datasets import make_dawid_skene
 
 # ---------------------------------------------------------------------------------------
@@ -88,7 +88,7 @@ def _target(L, y):
 
 
 def test_wilson_interval_matches_scipy():
-    from wsagg._adversarial_constraints import wilson_interval
+    from wsagg.aggregation.adversarial.constraints import wilson_interval
 
     hits = np.array([0, 3, 17, 50, 100])
     trials = np.array([10, 10, 40, 100, 100])
@@ -263,7 +263,7 @@ def test_solvers_agree_with_cvxpy_reference(k, family):
 
 
 def test_cvxpy_status_handling():
-    from wsagg._adversarial_cvxpy import check_status
+    from wsagg.aggregation.adversarial.solvers.cvxpy import check_status
 
     assert check_status("optimal", "CLARABEL") == "optimal"
     with pytest.warns(RuntimeWarning, match=r"CLARABEL.*optimal_inaccurate"):
@@ -294,7 +294,7 @@ def test_group_patterns_matches_unique_rows(n, cols, top):
     columns), and repeated votes (counts up to 3, base-4 digits)."""
     import scipy.sparse as sp
 
-    from wsagg._adversarial_constraints import group_patterns
+    from wsagg.aggregation.adversarial.constraints import group_patterns
 
     rng = np.random.default_rng(cols)
     D = (rng.random((n, cols)) < 0.25) * rng.integers(1, top + 1, size=(n, cols))
@@ -309,7 +309,7 @@ def test_group_patterns_matches_unique_rows(n, cols, top):
 @pytest.mark.parametrize("dense_gram", [True, False])
 @pytest.mark.parametrize("family", ["accuracy", "confusion"])
 def test_dual_hessian_matches_finite_differences(family, dense_gram, monkeypatch):
-    import wsagg._adversarial_constraints as cons
+    import wsagg.aggregation.adversarial.constraints as cons
 
     if not dense_gram:
         monkeypatch.setattr(cons, "_DENSE_GRAM_MAX", 0)
@@ -330,7 +330,11 @@ def test_dual_hessian_matches_finite_differences(family, dense_gram, monkeypatch
 
 
 def test_active_set_newton_converges_from_a_wrong_sign_pattern():
-    from wsagg._adversarial_scipy import kkt_violation, newton_polish, solve_lbfgsb
+    from wsagg.aggregation.adversarial.solvers.scipy import (
+        kkt_violation,
+        newton_polish,
+        solve_lbfgsb,
+    )
 
     L, y, _ = _game(n=300, m=5, k=3, n_lab=120, coverage=0.6, seed=11)
     est = AdversarialLogLoss(on_infeasible="widen").fit(L, y)
@@ -350,7 +354,7 @@ def test_active_set_newton_converges_from_a_wrong_sign_pattern():
 
 
 def test_feasibility_is_certified_by_the_dual_solution_without_the_lp(monkeypatch):
-    import wsagg.adversarial as adv
+    import wsagg.aggregation.adversarial.estimator as adv
 
     def no_lp(problem):
         raise AssertionError("the feasibility LP should not run")

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wsagg.adversarial import AdversarialLogLoss
+from wsagg.aggregation.adversarial import AdversarialLogLoss
 from wsagg.datasets import make_dawid_skene
 
 FAMILIES = ("accuracy", "class_accuracy", "confusion")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wsagg._adversarial_bfdata import BF_DATASETS, load_bf_mat
-from wsagg.adversarial import AdversarialLogLoss
+from wsagg.aggregation.adversarial import AdversarialLogLoss
+from wsagg.datasets._bf import BF_DATASETS, load_bf_mat
 
 pytestmark = pytest.mark.realdata
 

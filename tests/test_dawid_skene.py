@@ -15,8 +15,8 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
 from wsagg import DawidSkene, MajorityVote
+from wsagg.aggregation.dawid_skene import PriorCollapseWarning
 from wsagg.datasets import make_dawid_skene
-from wsagg.dawid_skene import PriorCollapseWarning
 from wsagg.labels import LabelMatrix, as_label_matrix
 
 MODES = list(itertools.product(["ignore", "model"], ["full", "one-coin"]))
@@ -489,7 +489,7 @@ def test_prior_collapse_warns_on_one_class_predictions():
 
 # ------------------------------------------------------------------ kernels: fast vs general
 def test_two_class_softmax_matches_general_path():
-    from wsagg._ds_backend import _row_reduce, _softmax_rows
+    from wsagg.aggregation.dawid_skene.backends.numpy import _softmax_rows, row_reduce
 
     rng = np.random.default_rng(0)
     S = rng.normal(scale=300.0, size=(500, 2))  # huge gaps: e^-600 terms, no overflow
@@ -497,7 +497,7 @@ def test_two_class_softmax_matches_general_path():
     idx, yk = np.array([3, 7]), np.array([1, 0])
     q2, ll2 = _softmax_rows(S.copy(), idx, yk)
     # the general path: max-shift, exp, normalise
-    mx = _row_reduce(S, np.maximum)
+    mx = row_reduce(S, np.maximum)
     E = np.exp(S - mx[:, None])
     tot = E.sum(axis=1)
     ref = E / tot[:, None]
@@ -512,7 +512,7 @@ def test_two_class_softmax_matches_general_path():
 
 @pytest.mark.parametrize("abstain", ["ignore", "model"])
 def test_initial_posterior_from_design_matches_counts(abstain):
-    from wsagg.dawid_skene import _design, _initial_posterior
+    from wsagg.aggregation.dawid_skene.em import build_design, initial_posterior
 
     d = make_dawid_skene(300, 5, 3, coverage=0.4, random_state=0)
     # repeated votes (model mode then appends presence columns to the design)
@@ -522,23 +522,23 @@ def test_initial_posterior_from_design_matches_counts(abstain):
     )
     y = np.where(np.arange(300) % 4 == 0, d.y, -1)
     np.testing.assert_allclose(
-        _initial_posterior(lm, y, _design(lm, abstain)), _initial_posterior(lm, y), atol=1e-15
+        initial_posterior(lm, y, build_design(lm, abstain)), initial_posterior(lm, y), atol=1e-15
     )
 
 
 def test_design_separate_forces_the_presence_columns():
     """``separate=`` (used per partition by wsagg.distributed) forces the design's form; with
     ``None`` it is ``[V | P]`` exactly under ``abstain="model"`` with repeated votes."""
-    from wsagg.dawid_skene import _design
+    from wsagg.aggregation.dawid_skene.em import build_design
 
     L = _has_repeats_lm()
     m, k = L.n_sources, L.n_classes
-    auto = _design(L, "model")
+    auto = build_design(L, "model")
     assert auto.separate_presence and auto.X.shape == (L.n_items, m * k + m)
-    assert not _design(L, "ignore").separate_presence
-    forced = _design(L, "ignore", separate=True)
+    assert not build_design(L, "ignore").separate_presence
+    forced = build_design(L, "ignore", separate=True)
     assert forced.separate_presence and (forced.X != auto.X).nnz == 0
-    plain = _design(L, "model", separate=False)
+    plain = build_design(L, "model", separate=False)
     assert not plain.separate_presence and (plain.X != L.one_hot()).nnz == 0
     presence = auto.X[:, m * k :].toarray()
     voted = np.zeros((L.n_items, m))
@@ -547,16 +547,16 @@ def test_design_separate_forces_the_presence_columns():
 
 
 def test_resolve_abstain_from_vote_counts():
-    from wsagg.dawid_skene import _resolve_abstain, _vote_counts
+    from wsagg.aggregation.dawid_skene.em import resolve_abstain, vote_counts
 
     rng = np.random.default_rng(0)
     lf = np.full((300, 4), -1)
     for j in range(4):  # unipolar sources with abstains
         lf[rng.random(300) < 0.3, j] = j % 2
     lm = as_label_matrix(lf)
-    counts = _vote_counts(lm)
+    counts = vote_counts(lm)
     np.testing.assert_array_equal(counts.sum(axis=1), np.bincount(lm.source, minlength=4))
-    assert _resolve_abstain("auto", counts, lm.n_votes, lm.n_items) == "model"
-    assert _resolve_abstain("ignore", counts, lm.n_votes, lm.n_items) == "ignore"
+    assert resolve_abstain("auto", counts, lm.n_votes, lm.n_items) == "model"
+    assert resolve_abstain("ignore", counts, lm.n_votes, lm.n_items) == "ignore"
     full = as_label_matrix(rng.integers(0, 2, (300, 4)))  # no abstains: "ignore"
-    assert _resolve_abstain("auto", _vote_counts(full), full.n_votes, full.n_items) == "ignore"
+    assert resolve_abstain("auto", vote_counts(full), full.n_votes, full.n_items) == "ignore"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from wsagg import DawidSkene, MajorityVote
-from wsagg.dawid_skene import PriorCollapseWarning
+from wsagg.aggregation.dawid_skene import PriorCollapseWarning
 
 
 def test_speed_benchmark_smoke(tmp_path):

@@ -1,5 +1,5 @@
 """The adversarial aggregator on partitioned votes equals the in-memory fit
-(wsagg._distributed_adversarial)."""
+(wsagg.aggregation.adversarial.partitioned)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ distributed = pytest.importorskip("distributed", reason="the dask extra is not i
 
 from wsagg import AdversarialLogLoss, DawidSkene  # noqa: E402
 from wsagg import distributed as wdist  # noqa: E402
-from wsagg._distributed_adversarial import _merge_tables, _table_task  # noqa: E402
+from wsagg.aggregation.adversarial.partitioned import _merge_tables, _table_task  # noqa: E402
 from wsagg.datasets._synthetic import make_dawid_skene  # noqa: E402
 from wsagg.distributed import (  # noqa: E402
     PartitionError,
+    PartitionMeta,
     VotePartitions,
-    _Meta,
     save_partition,
     write_posteriors,
 )
@@ -223,7 +223,7 @@ def test_repeated_votes_in_some_partitions_only(client):
 def test_merge_is_order_free_and_exact(data):
     """Merging partition tables in any grouping gives the table of the whole set."""
     _, L, y = data
-    meta = _Meta(6, 3, np.arange(6), np.arange(3))
+    meta = PartitionMeta(6, 3, np.arange(6), np.arange(3))
 
     def table(lo, hi):
         return _table_task(("dense", L[lo:hi], np.arange(lo, hi), y[lo:hi]), meta, "unlabeled")
@@ -277,14 +277,14 @@ def test_unsupported_options_and_bad_input(client, data):
                                  y_labeled=da.from_array(y[:50], 25))
     with pytest.raises(ValueError, match="n_classes=4"):
         AdversarialLogLoss(n_classes=4).fit(VotePartitions.from_dask_array(X, y, n_classes=3))
-    with pytest.raises(TypeError, match="no keyword arguments"):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'L_labeled'"):
         wdist.fit(DawidSkene(), X, L_labeled=L[:10])
 
 
 @settings(max_examples=8, deadline=None)
 @given(cuts=st.lists(st.integers(0, 400), min_size=0, max_size=5),
-       merge_rows=st.sampled_from([1, 1 << 18]))
-def test_any_partitioning_streams_to_the_same_fit(cuts, merge_rows):
+       fan_in=st.sampled_from([2, 8]))
+def test_any_partitioning_streams_to_the_same_fit(cuts, fan_in):
     d = make_dawid_skene(400, 5, 2, coverage=0.6, random_state=11)
     L = d.L.to_dense()
     y = np.where(np.arange(400) % 4 == 0, d.y, -1)
@@ -293,8 +293,8 @@ def test_any_partitioning_streams_to_the_same_fit(cuts, merge_rows):
     local = AdversarialLogLoss().fit(L, y)
     vp = VotePartitions.from_dask_array(da.from_array(L, chunks=(chunks, (5,))), y,
                                         engine="stream")
-    # merge_rows=1: the stream engine merges after every partition (incremental merges)
-    with mock.patch("wsagg._distributed_adversarial._MERGE_MIN_ROWS", merge_rows):
+    # fan_in=2: the stream engine merges after every second partition (incremental merges)
+    with mock.patch("wsagg.aggregation.adversarial.partitioned._FAN_IN", fan_in):
         assert_same_fit(local, AdversarialLogLoss().fit(vp), L)
 
 

@@ -15,6 +15,7 @@ from sklearn.metrics import balanced_accuracy_score
 
 torch = pytest.importorskip("torch")
 
+from wsagg.aggregation.majority import MajorityVote  # noqa: E402
 from wsagg.datasets import make_dawid_skene  # noqa: E402
 from wsagg.downstream import (  # noqa: E402
     NormalizedGD,
@@ -27,7 +28,6 @@ from wsagg.downstream import (  # noqa: E402
     soft_cross_entropy,
     weighted_cross_entropy,
 )
-from wsagg.majority import MajorityVote  # noqa: E402
 from wsagg.prior import DoubleCorrectionWarning  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

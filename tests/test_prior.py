@@ -14,8 +14,8 @@ from hypothesis.extra.numpy import arrays
 from scipy.special import softmax
 
 from wsagg import prior as P
+from wsagg.aggregation.majority import MajorityVote
 from wsagg.datasets import make_dawid_skene
-from wsagg.majority import MajorityVote
 
 
 def _dirichlet(n, k, seed=0, conc=1.0):

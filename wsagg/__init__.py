@@ -11,18 +11,25 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it (imported lazily, on first access)
+from wsagg._registry import AGGREGATORS as _AGGREGATORS
+
+# public name -> module that defines it (imported lazily, on first access); every registered
+# aggregator is exported under its class name
 _LAZY = {
     "LabelMatrix": "wsagg.labels",
     "as_label_matrix": "wsagg.labels",
-    "MajorityVote": "wsagg.majority",
     "BaseAggregator": "wsagg.base",
     "source_summary": "wsagg.diagnostics",
     "evaluate": "wsagg.metrics",
-    "DawidSkene": "wsagg.dawid_skene",
-    "AdversarialLogLoss": "wsagg.adversarial",
+    "get_aggregator": "wsagg._registry",
+    "ConvergenceWarning": "wsagg.exceptions",
+    "PriorCollapseWarning": "wsagg.exceptions",
+    **{spec.class_name: spec.module for spec in _AGGREGATORS.values()},
 }
-_SUBMODULES = {"datasets", "metrics", "diagnostics", "labels", "base", "cli", "prior", "downstream"}
+_SUBMODULES = {
+    "aggregation", "base", "cli", "datasets", "diagnostics", "distributed", "downstream",
+    "exceptions", "labels", "lf", "metrics", "prior",
+}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
 

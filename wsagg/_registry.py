@@ -1,33 +1,134 @@
-"""Aggregator registry: the names the CLI's ``--method`` switch accepts.
+"""The one table of aggregators: name -> class and capabilities.
 
-Entries are import paths, resolved only when used, so that ``import wsagg`` stays light and
-an aggregator needing an optional dependency fails only when chosen.
+Everything public about the aggregators is derived from this table: the top-level exports
+(``wsagg.<ClassName>``), the CLI's ``--method`` choices and per-method help, the docs'
+aggregator table and the contract tests. Adding an aggregator is one module (or package)
+under ``wsagg/aggregation/`` plus one :class:`AggregatorSpec` here.
+
+Entries hold import paths, resolved only when used, so ``import wsagg`` stays light and an
+aggregator needing an optional dependency fails only when chosen.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["AGGREGATORS", "get_aggregator"]
+__all__ = [
+    "AGGREGATORS",
+    "AggregatorSpec",
+    "aggregator_class",
+    "get_aggregator",
+    "method_parameters",
+    "partitioned_names",
+]
 
-#: method name -> "module:ClassName"
-AGGREGATORS: dict[str, str] = {
-    "majority": "wsagg.majority:MajorityVote",
-    "dawid-skene": "wsagg.dawid_skene:DawidSkene",
-    "adversarial": "wsagg.adversarial:AdversarialLogLoss",
-}
+
+@dataclass(frozen=True)
+class AggregatorSpec:
+    """One registered aggregator.
+
+    Attributes
+    ----------
+    name : str
+        The method name (``--method`` of the CLI, ``get_aggregator(name)``).
+    path : str
+        ``"module:ClassName"``.
+    summary : str
+        One line: the model.
+    needs_labels : bool
+        ``fit`` needs some known labels (or equivalent information).
+    semi_supervised : bool
+        Known labels ``y`` are used (clamped or scored) when given.
+    partitioned : bool
+        Has a map-reduce fit on partitioned votes (Dask / files).
+    devices : tuple of str
+        Array back-ends: ``"numpy"``, ``"torch"`` (CPU/CUDA).
+    binary_only : bool
+        Only ``k = 2`` classes.
+    """
+
+    name: str
+    path: str
+    summary: str
+    needs_labels: bool = False
+    semi_supervised: bool = True
+    partitioned: bool = False
+    devices: tuple[str, ...] = ("numpy",)
+    binary_only: bool = False
+
+    @property
+    def class_name(self) -> str:
+        return self.path.partition(":")[2]
+
+    @property
+    def module(self) -> str:
+        return self.path.partition(":")[0]
+
+    def load(self) -> type:
+        """The aggregator class (imports its module)."""
+        return getattr(importlib.import_module(self.module), self.class_name)
+
+
+_SPECS = [
+    AggregatorSpec(
+        "majority", "wsagg.aggregation.majority:MajorityVote",
+        "(weighted) share of the votes; one-coin log-odds weights from known labels",
+    ),
+    AggregatorSpec(
+        "dawid-skene", "wsagg.aggregation.dawid_skene:DawidSkene",
+        "per-source confusion matrices + class prior by MAP-EM (Dawid & Skene 1979)",
+        partitioned=True, devices=("numpy", "torch"),
+    ),
+    AggregatorSpec(
+        "adversarial", "wsagg.aggregation.adversarial:AdversarialLogLoss",
+        "minimax log loss over labelings consistent with the sources' accuracy intervals "
+        "(Balsubramani & Freund 2015/16)",
+        needs_labels=True, partitioned=True, devices=("numpy", "torch"),
+    ),
+]
+
+#: method name -> :class:`AggregatorSpec`
+AGGREGATORS: dict[str, AggregatorSpec] = {s.name: s for s in _SPECS}
+
+
+def aggregator_class(method: str) -> type:
+    """The class registered under ``method`` (a clear error for an unknown name or a
+    missing optional dependency)."""
+    if method not in AGGREGATORS:
+        raise ValueError(f"Unknown method {method!r}; choose one of {sorted(AGGREGATORS)}.")
+    try:
+        return AGGREGATORS[method].load()
+    except ModuleNotFoundError as err:
+        raise ValueError(f"Method {method!r} is not available: {err}.") from err
 
 
 def get_aggregator(method: str, **params: Any) -> Any:
-    """Instantiate the aggregator registered under ``method`` with ``params``."""
-    if method not in AGGREGATORS:
+    """Instantiate the aggregator registered under ``method`` with ``params``; a misspelt
+    parameter gets an error listing the valid ones."""
+    cls = aggregator_class(method)
+    valid = method_parameters(method)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
         raise ValueError(
-            f"Unknown method {method!r}; choose one of {sorted(AGGREGATORS)}."
+            f"Unknown parameter(s) {unknown} for method {method!r}; its parameters are "
+            f"{sorted(valid)}."
         )
-    module_name, _, cls_name = AGGREGATORS[method].partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        raise ValueError(f"Method {method!r} is not available: {err}.") from err
-    return getattr(module, cls_name)(**params)
+    return cls(**params)
+
+
+def method_parameters(method: str) -> dict[str, Any]:
+    """The constructor parameters of ``method`` and their defaults."""
+    sig = inspect.signature(aggregator_class(method).__init__)
+    return {
+        name: p.default
+        for name, p in sig.parameters.items()
+        if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
+
+
+def partitioned_names() -> list[str]:
+    """Class names of the aggregators that fit on partitioned votes."""
+    return [s.class_name for s in _SPECS if s.partitioned]

@@ -114,21 +114,23 @@ class BaseAggregator(BaseEstimator):
 
     # -- public API ------------------------------------------------------------------
     def fit(self, L: Any, y: Any = None) -> BaseAggregator:
-        """Fit the aggregator on label matrix ``L`` (with optional known labels ``y``)."""
-        if _is_partitioned(L):  # Dask collection / partition files: map-reduce fit
-            from wsagg import distributed
+        """Fit the aggregator on label matrix ``L`` (with optional known labels ``y``).
 
-            return distributed.fit(self, L, y)
+        ``L`` may also be partitioned votes (a Dask collection, a list of partition files,
+        a :class:`wsagg.distributed.VotePartitions`): the aggregator's own
+        ``_fit_partitioned`` then runs (map-reduce), where it has one."""
+        self._reset_fitted()
+        if _is_partitioned(L):  # Dask collection / partition files: map-reduce fit
+            self._fit_partitioned(L, y)
+            return self
         lm, y_idx = self._validate_fit(L, y)
         self._fit(lm, y_idx)
         return self
 
     def predict_proba(self, L: Any) -> np.ndarray:
         """Posterior class probabilities ``(n, k)`` for the items of ``L``."""
-        if _is_partitioned(L):  # a Dask array gives a Dask array (map_blocks)
-            from wsagg import distributed
-
-            return distributed.predict_proba(self, L)
+        if _is_partitioned(L):  # e.g. a Dask array gives a Dask array (map_blocks)
+            return self._predict_partitioned(L)
         lm = self._validate_predict(L)
         return self._predict_proba(lm)
 
@@ -139,6 +141,9 @@ class BaseAggregator(BaseEstimator):
 
     def fit_predict_proba(self, L: Any, y: Any = None) -> np.ndarray:
         """``fit(L, y)`` then ``predict_proba(L)``, converting ``L`` once."""
+        if _is_partitioned(L):
+            return self.fit(L, y).predict_proba(L)
+        self._reset_fitted()
         lm, y_idx = self._validate_fit(L, y)
         self._fit(lm, y_idx)
         return self._predict_proba(lm)
@@ -152,6 +157,33 @@ class BaseAggregator(BaseEstimator):
     def _argmax(self, proba: np.ndarray) -> np.ndarray:
         return break_ties(
             proba, getattr(self, "tie_break", "first"), getattr(self, "random_state", None)
+        )
+
+    def _reset_fitted(self) -> None:
+        """Forget every fitted attribute (public ``name_`` and private ``_name``
+        state), so that nothing of a previous fit survives a refit, whichever path (in
+        memory or partitioned) either fit took."""
+        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("__")]:
+            delattr(self, name)
+
+    def _fit_partitioned(self, L: Any, y: Any = None) -> None:
+        """Fit on partitioned votes (map-reduce); aggregators that support it override this
+        on the public API of :mod:`wsagg.distributed`."""
+        from wsagg._registry import partitioned_names
+
+        raise TypeError(
+            f"{type(self).__name__} cannot be fitted on partitioned (Dask / file) votes; the "
+            f"aggregators that can are: {', '.join(partitioned_names())}. Collect the votes "
+            "into one label matrix (e.g. with wsagg.lf.DaskLFApplier.apply) to fit others."
+        )
+
+    def _predict_partitioned(self, L: Any) -> Any:
+        """Posteriors of partitioned votes; aggregators that support partitions override this
+        (``wsagg.distributed.predict_proba(self, L)`` works for any fitted aggregator)."""
+        raise TypeError(
+            f"{type(self).__name__}.predict_proba takes an in-memory label matrix; for "
+            "partitioned votes call wsagg.distributed.predict_proba(estimator, L) or "
+            "wsagg.distributed.write_posteriors(estimator, L, path)."
         )
 
     def _fit(self, lm: LabelMatrix, y: np.ndarray | None) -> None:  # pragma: no cover

@@ -41,6 +41,8 @@ from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from wsagg.exceptions import DoubleCorrectionWarning
+
 __all__ = [
     "DoubleCorrectionWarning",
     "PriorCorrector",
@@ -59,8 +61,6 @@ __all__ = [
 _SUM_TOL = 1e-6
 
 
-class DoubleCorrectionWarning(UserWarning):
-    """A class prior is probably being corrected for twice (see :func:`check_double_correction`)."""
 
 
 # ----------------------------------------------------------------------------------------

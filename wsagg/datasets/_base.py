@@ -144,16 +144,14 @@ class Dataset:
         """Majority-vote accuracy on the gold items with at least one vote, ties scored as
         the expected accuracy under a uniformly random tie-break (MANIFEST's "MV acc").
 
-        ``nan`` when no gold item has a vote. Uses :class:`wsagg.MajorityVote` (every vote
-        counts, repeated votes included).
+        ``nan`` when no gold item has a vote. Every vote counts, repeated votes included
+        (the vote counts themselves: the data model, no aggregator).
         """
-        from wsagg.majority import MajorityVote
-
         mask = self.has_gold & self.L.covered()
         if not mask.any():
             return float("nan")
-        proba = MajorityVote(n_classes=self.n_classes).fit(self.L).predict_proba(self.L)[mask]
-        top = proba >= proba.max(axis=1, keepdims=True) - 1e-12
+        counts = self.L.class_counts()[mask]
+        top = counts >= counts.max(axis=1, keepdims=True) - 1e-12
         gold = self.y[mask]
         hit = top[np.arange(gold.shape[0]), gold]
         return float(np.mean(hit / top.sum(axis=1)))

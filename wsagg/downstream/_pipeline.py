@@ -38,7 +38,7 @@ class WeakSupervisionPipeline(BaseEstimator):
 
     Every step is a parameter and can be swapped:
 
-    1. ``aggregator`` (any wsagg aggregator, default :class:`~wsagg.majority.MajorityVote`):
+    1. ``aggregator`` (any wsagg aggregator, default :class:`~wsagg.MajorityVote`):
        :math:`q_i = ` ``aggregator.fit_predict_proba(L)``;
     2. ``prior_correction`` — how to fix the *aggregator's* prior (``docs/prior.md``):
        ``None`` (keep :math:`q`); ``"pool"``: swap from the aggregator's prior
@@ -82,8 +82,8 @@ class WeakSupervisionPipeline(BaseEstimator):
     def fit(self, L: Any, X: Any, y: Any = None, **fit_params: Any) -> WeakSupervisionPipeline:
         """Fit on label matrix ``L`` (rows aligned with ``X``); ``y`` optional known labels
         for the aggregator; ``fit_params`` go to the classifier's ``fit``."""
+        from wsagg._registry import get_aggregator
         from wsagg.downstream._classifier import SoftLabelClassifier
-        from wsagg.majority import MajorityVote
 
         n_x = X.shape[0] if (sp.issparse(X) or hasattr(X, "shape")) else len(X)
         lm = as_label_matrix(L) if not hasattr(L, "n_items") else L
@@ -92,7 +92,7 @@ class WeakSupervisionPipeline(BaseEstimator):
                 f"The label matrix has {lm.n_items} items but X has {n_x} rows; row i of X "
                 "must be item i of the label matrix."
             )
-        agg = MajorityVote() if self.aggregator is None else clone(self.aggregator)
+        agg = get_aggregator("majority") if self.aggregator is None else clone(self.aggregator)
         q = agg.fit_predict_proba(lm, y) if y is not None else agg.fit_predict_proba(lm)
         corrector = self._make_corrector(agg)
         if corrector is not None:

@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any
 
+from wsagg.exceptions import LabelingFunctionError
+
 __all__ = [
     "ABSTAIN",
     "LabelingFunction",
@@ -19,9 +21,6 @@ __all__ = [
 ABSTAIN = -1
 
 
-class LabelingFunctionError(RuntimeError):
-    """A labeling function (or one of its preprocessors) failed on a record, or returned
-    something that is not a class id; the message names the function and the record index."""
 
 
 class Record(SimpleNamespace):

@@ -1,5 +1,5 @@
 """Constraint families, Wilson intervals and the pattern-grouped dual problem of the
-Balsubramani-Freund adversarial log-loss aggregator (see :mod:`wsagg.adversarial`).
+Balsubramani-Freund adversarial log-loss aggregator (see :mod:`wsagg.aggregation.adversarial`).
 
 Every constraint is a box on a *linear statistic* of the adversary's soft labeling
 ``z`` (``(N, k)``, rows on the simplex) over the ``N`` target items:
@@ -26,17 +26,22 @@ plus, optionally, the class frequencies ``sum_i z_il`` with bias weights ``gamma
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import ndtri, softmax
 
+from wsagg.labels import LabelMatrix, as_label_matrix, check_known_labels
+
 __all__ = [
     "FAMILIES",
     "DualProblem",
+    "check_labeled_set",
     "family_operator",
     "family_trials",
     "group_patterns",
+    "labeled_statistics",
     "min_widening_factor",
     "wilson_interval",
 ]
@@ -365,3 +370,41 @@ def min_widening_factor(problem: DualProblem) -> tuple[float, np.ndarray | None]
         )
     _ = d
     return float(res.x[-1]), res.x[:-1].reshape(U, k)
+
+
+def labeled_statistics(labeled: LabelMatrix, y_lab: np.ndarray) -> dict:
+    """What the intervals need from labeled items (all sums over items, so partitions add):
+    ``vote_class`` (``m k x k``, votes of (source, class) on items of each true class),
+    ``votes`` (``m k``), ``classes`` (``k``, true-class counts) and ``n_items``."""
+    k = labeled.n_classes
+    Vl = labeled.one_hot()
+    Y = np.zeros((labeled.n_items, k))
+    Y[np.arange(labeled.n_items), y_lab] = 1.0
+    return {
+        "vote_class": np.asarray(Vl.T @ Y),
+        "votes": np.asarray(Vl.sum(axis=0)).ravel(),
+        "classes": Y.sum(axis=0),
+        "n_items": int(labeled.n_items),
+    }
+
+
+def check_labeled_set(
+    L_labeled: Any, y_labeled: Any, n_classes: int | None, n_sources: int, classes: Any = None
+) -> tuple[LabelMatrix, np.ndarray]:
+    """A separate labeled set (``fit(L, L_labeled=..., y_labeled=...)``) as a label matrix
+    and class indices, checked against the target votes: same sources, same classes (when
+    ``classes`` is given), a class for every labeled item."""
+    lm_lab = as_label_matrix(L_labeled, n_classes=n_classes)
+    if lm_lab.n_sources != n_sources:
+        raise ValueError(
+            f"L_labeled has {lm_lab.n_sources} sources but L has {n_sources}; the "
+            "labeled set must be voted on by the same sources, in the same order."
+        )
+    if classes is not None and not np.array_equal(np.asarray(lm_lab.classes), np.asarray(classes)):
+        raise ValueError(
+            f"L_labeled has classes {list(lm_lab.classes)} but the votes have {list(classes)}."
+        )
+    y_lab = check_known_labels(y_labeled, lm_lab)
+    if (y_lab < 0).any():
+        raise ValueError("y_labeled must hold a class for every labeled item (no -1).")
+    return lm_lab, y_lab

@@ -9,18 +9,16 @@ the clamped (known) items. Each EM iteration calls :meth:`e_step` once:
 * the sufficient statistics ``X.T @ q`` and ``q.sum(0)`` for the M-step.
 
 Only these O(votes x k) and O(n x k) operations live here; the parameter updates work on
-tables of size O(m k^2) and are shared by every backend (``wsagg.dawid_skene``), which is
+tables of size O(m k^2) and are shared by every backend (``..em``), which is
 what makes the numpy and torch paths agree to rounding error.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["NumpyBackend", "make_backend"]
+__all__ = ["NumpyBackend", "col_sum", "row_reduce"]
 
 
 def _clamp_arrays(known: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -54,7 +52,7 @@ class NumpyBackend:
             self._known_free = S[self.known_idx]
         q, loglik = _softmax_rows(S, self.known_idx, self.known_y)
         self.q = q
-        return loglik, self.stats(q), _col_sum(q)
+        return loglik, self.stats(q), col_sum(q)
 
     def last_posterior(self) -> np.ndarray:
         """Unclamped posterior at the parameters of the last :meth:`e_step` (what
@@ -71,7 +69,7 @@ class NumpyBackend:
         return np.asarray(self.X.T @ q)
 
     def sum_rows(self, q: np.ndarray) -> np.ndarray:
-        return _col_sum(q)
+        return col_sum(q)
 
     def posterior(self, table: np.ndarray, offset: np.ndarray) -> np.ndarray:
         """Posterior without clamping (inductive prediction)."""
@@ -93,10 +91,10 @@ def _softmax_rows(
     ll_known = float(S[known_idx, known_y].sum()) if known_idx.size else 0.0
     if S.shape[1] == 2:
         return _softmax_two(S, known_idx, known_y, ll_known)
-    mx = _row_reduce(S, np.maximum)
+    mx = row_reduce(S, np.maximum)
     S -= mx[:, None]
     np.exp(S, out=S)
-    tot = _row_reduce(S, np.add)
+    tot = row_reduce(S, np.add)
     S /= tot[:, None]
     row_ll = mx + np.log(tot)
     if known_idx.size:
@@ -131,7 +129,7 @@ def _softmax_two(
     return S, float(row_ll.sum()) + ll_known
 
 
-def _col_sum(q: np.ndarray) -> np.ndarray:
+def col_sum(q: np.ndarray) -> np.ndarray:
     """``q.sum(axis=0)`` of an ``(n, k)`` array: for small ``k`` one strided sum per class,
     which is far faster than numpy's axis-0 reduction over rows of length ``k``."""
     k = q.shape[1]
@@ -140,7 +138,7 @@ def _col_sum(q: np.ndarray) -> np.ndarray:
     return np.array([q[:, c].sum() for c in range(k)])
 
 
-def _row_reduce(S: np.ndarray, op: np.ufunc) -> np.ndarray:
+def row_reduce(S: np.ndarray, op: np.ufunc) -> np.ndarray:
     """Row-wise ``op``-reduction of an ``(n, k)`` array. For small ``k`` a loop over the
     *classes* of contiguous column operations is several times faster than numpy's
     ``axis=1`` reduction over short rows."""
@@ -151,12 +149,3 @@ def _row_reduce(S: np.ndarray, op: np.ufunc) -> np.ndarray:
     for c in range(1, k):
         op(out, S[:, c], out=out)
     return out
-
-
-def make_backend(device: Any, X: sp.csr_matrix, known: np.ndarray | None = None) -> Any:
-    """Backend for ``device``: ``"numpy"`` or a torch device (``"cpu"``, ``"cuda"``, ...)."""
-    if isinstance(device, str) and device == "numpy":
-        return NumpyBackend(X, known)
-    from wsagg._ds_torch import TorchBackend  # torch is imported only here
-
-    return TorchBackend(X, known, device)

@@ -1,6 +1,6 @@
 """The adversarial log-loss aggregator on partitioned votes (Dask or streamed).
 
-The dual of :class:`wsagg.AdversarialLogLoss` (see :mod:`wsagg.adversarial`),
+The dual of :class:`wsagg.AdversarialLogLoss` (see :mod:`wsagg.aggregation.adversarial`),
 
 .. math::
 
@@ -15,10 +15,10 @@ map-reduce:
 
 * **map** (one task per row partition): the partition's labeled statistics and its pattern
   table ``(V_p, c_p)``, grouped with the same exact integer encoding as the in-memory fit
-  (:func:`wsagg._adversarial_constraints.group_patterns`);
+  (:func:`.constraints.group_patterns`);
 * **reduce**: tables are merged by stacking their rows and grouping again (sorting on the
-  exact codes; counts added with ``np.bincount``), in a tree of merge tasks on the Dask
-  workers, or incrementally (amortised doubling) by the stream engine; a merged table has
+  exact codes; counts added with ``np.bincount``), in the engine's tree of reduce tasks
+  (:meth:`wsagg.distributed.Runner.map_reduce`); a merged table has
   one row per distinct pattern, so its size is bounded by the number of distinct patterns
   ``U``, never by ``n``;
 * **solve**: the driver solves the ``U``-pattern dual with the estimator's own solver
@@ -43,27 +43,20 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from wsagg._adversarial_constraints import group_patterns
-from wsagg.distributed import (
-    VotePartitions,
-    _chunk_task,
-    _guard,
-    _load_then,
-    _Meta,
-    _resolve_meta,
-    _Runner,
-    as_partitions,
+from wsagg.aggregation.adversarial.constraints import (
+    check_labeled_set,
+    group_patterns,
+    labeled_statistics,
 )
-from wsagg.labels import as_label_matrix, check_known_labels
+from wsagg.base import _is_partitioned
+from wsagg.distributed import PartitionMeta, Runner, VotePartitions, as_partitions, chunk_task
+from wsagg.labels import as_label_matrix
 
 __all__ = ["fit_partitioned"]
 
-# the stream engine merges its buffered tables when they hold more rows than this and twice
-# the last merged table (amortised: each pattern row is re-sorted O(log P) times)
-_MERGE_MIN_ROWS = 1 << 18
-# fan-in of the Dask merge tree
+# fan-in of the merge tree (Dask) / merge batch (stream): each pattern row is re-sorted
+# O(log_fan_in P) times
 _FAN_IN = 8
-
 
 @dataclass
 class _PatternTable:
@@ -89,11 +82,9 @@ def _add_lab(a: dict | None, b: dict | None) -> dict | None:
     return {key: a[key] + b[key] for key in a}
 
 
-def _table_task(raw: Any, meta: _Meta, polytope: str) -> _PatternTable:
+def _table_task(raw: Any, meta: PartitionMeta, polytope: str) -> _PatternTable:
     """Map step: a partition's pattern table and labeled statistics."""
-    from wsagg.adversarial import labeled_statistics
-
-    chunk = _chunk_task(raw, meta)
+    chunk = chunk_task(raw, meta)
     lm = chunk.lm
     target, lab, n_known = lm, None, 0
     if chunk.known is not None:
@@ -133,44 +124,9 @@ def _merge_tables(tables: list[_PatternTable]) -> _PatternTable:
     )
 
 
-def _reduce_tables(runner: _Runner, *args: Any) -> _PatternTable:
-    """Map :func:`_table_task` over the partitions and merge the tables."""
-    parts = runner.parts
-    desc = parts.description
-    if not runner.items:
-        raise ValueError("The partitioned votes have no partitions.")
-    if parts.engine == "stream":
-        buffer: list[_PatternTable] = []
-        rows = merged_rows = 0
-        for i, item in enumerate(runner.items):
-            table = _guard(_load_then, desc[i])(_table_task, item, *args)
-            buffer.append(table)
-            rows += table.n_rows
-            if len(buffer) > 1 and rows > max(_MERGE_MIN_ROWS, 2 * merged_rows):
-                merged = _merge_tables(buffer)
-                buffer, rows, merged_rows = [merged], merged.n_rows, merged.n_rows
-        return _merge_tables(buffer)
-    import dask
-
-    level = [
-        dask.delayed(_guard(_table_task, desc[i]), pure=False)(item, *args)
-        for i, item in enumerate(runner.items)
-    ]
-    while len(level) > 1:
-        level = [
-            dask.delayed(_guard(_merge_tables, "merging pattern tables"), pure=False)(
-                level[i : i + _FAN_IN]
-            )
-            for i in range(0, len(level), _FAN_IN)
-        ]
-    return runner._compute(level)[0]
-
-
-def _labeled_task(raw: Any, meta: _Meta) -> tuple[dict | None, int, int]:
+def _labeled_task(raw: Any, meta: PartitionMeta) -> tuple[dict | None, int, int]:
     """A partition of a partitioned labeled set: ``(statistics, n_items, n_unknown)``."""
-    from wsagg.adversarial import labeled_statistics
-
-    chunk = _chunk_task(raw, meta)
+    chunk = chunk_task(raw, meta)
     lm = chunk.lm
     if chunk.known is None:
         return None, int(lm.n_items), int(lm.n_items)
@@ -194,7 +150,7 @@ def _needs_info_error() -> ValueError:
     )
 
 
-def _widen_meta(meta: _Meta, k: int) -> _Meta:
+def _widen_meta(meta: PartitionMeta, k: int) -> PartitionMeta:
     """The metadata with ``k`` classes when the labeled set shows more classes than the
     partitions' votes (integer classes only)."""
     if k <= meta.n_classes:
@@ -204,7 +160,7 @@ def _widen_meta(meta: _Meta, k: int) -> _Meta:
             f"The labeled set has {k} classes but the partitioned votes have "
             f"{meta.n_classes} ({list(meta.classes)}); pass n_classes=k."
         )
-    return _Meta(meta.n_sources, k, meta.source_names, np.arange(k))
+    return PartitionMeta(meta.n_sources, k, meta.source_names, np.arange(k))
 
 
 def fit_partitioned(
@@ -252,26 +208,26 @@ def fit_partitioned(
     ):
         raise _needs_info_error()  # before any computation
 
-    from wsagg.base import _is_partitioned
-
     lab_partitioned = labeled_given and _is_partitioned(L_labeled)
     k_lab = None
     if labeled_given and not lab_partitioned and est.n_classes is None:
         k_lab = as_label_matrix(L_labeled, y=np.asarray(y_labeled)).n_classes
 
     parts, _ = as_partitions(L, y, est.n_classes)
-    runner = _Runner(parts)
-    try:
-        meta = _resolve_meta(parts, runner, est.n_classes)
+    if parts.n_partitions == 0:
+        raise ValueError("The partitioned votes have no partitions.")
+    with Runner(parts) as runner:
+        meta = runner.resolve_meta(est.n_classes)
         if k_lab is not None:
             meta = _widen_meta(meta, k_lab)
         m, k = meta.n_sources, meta.n_classes
         if est.n_classes is not None and est.n_classes != k:
             raise ValueError(f"The votes have {k} classes but n_classes={est.n_classes}.")
         polytope = "all" if labeled_given else est.polytope
-        table = _reduce_tables(runner, meta, polytope)
-    finally:
-        runner.close()
+        # map: one pattern table per partition; reduce: merge tables (a tree on Dask)
+        table = runner.map_reduce(
+            _table_task, meta, polytope, reduce=_merge_tables, fan_in=_FAN_IN
+        )
     if table.n_items == 0:
         raise ValueError("The partitioned votes hold no items.")
 
@@ -319,27 +275,14 @@ def fit_partitioned(
     return est
 
 
-def _labeled_in_memory(L_labeled: Any, y_labeled: Any, meta: _Meta) -> dict:
-    from wsagg.adversarial import labeled_statistics
-
-    lm_lab = as_label_matrix(L_labeled, n_classes=meta.n_classes)
-    if lm_lab.n_sources != meta.n_sources:
-        raise ValueError(
-            f"L_labeled has {lm_lab.n_sources} sources but L has {meta.n_sources}; the "
-            "labeled set must be voted on by the same sources, in the same order."
-        )
-    if not np.array_equal(np.asarray(lm_lab.classes), np.asarray(meta.classes)):
-        raise ValueError(
-            f"L_labeled has classes {list(lm_lab.classes)} but the partitioned votes have "
-            f"{list(meta.classes)}."
-        )
-    y_lab = check_known_labels(y_labeled, lm_lab)
-    if (y_lab < 0).any():
-        raise ValueError("y_labeled must hold a class for every labeled item (no -1).")
+def _labeled_in_memory(L_labeled: Any, y_labeled: Any, meta: PartitionMeta) -> dict:
+    lm_lab, y_lab = check_labeled_set(
+        L_labeled, y_labeled, meta.n_classes, meta.n_sources, classes=meta.classes
+    )
     return labeled_statistics(lm_lab, y_lab)
 
 
-def _labeled_partitioned(L_labeled: Any, y_labeled: Any, meta: _Meta) -> dict:
+def _labeled_partitioned(L_labeled: Any, y_labeled: Any, meta: PartitionMeta) -> dict:
     if isinstance(L_labeled, VotePartitions):
         raise ValueError(
             "A partitioned labeled set must be a Dask array / DataFrame or partition files "
@@ -353,11 +296,8 @@ def _labeled_partitioned(L_labeled: Any, y_labeled: Any, meta: _Meta) -> dict:
             f"L_labeled has {parts.n_sources} sources but L has {meta.n_sources}; the "
             "labeled set must be voted on by the same sources, in the same order."
         )
-    runner = _Runner(parts)
-    try:
+    with Runner(parts) as runner:
         res = runner.map(_labeled_task, meta)
-    finally:
-        runner.close()
     lab = None
     for stats, _, _ in res:
         lab = _add_lab(lab, stats)

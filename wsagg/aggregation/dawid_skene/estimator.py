@@ -65,214 +65,32 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
-from wsagg._ds_backend import _col_sum, _row_reduce, make_backend
+from wsagg.aggregation.dawid_skene.backends import make_backend
+from wsagg.aggregation.dawid_skene.backends.numpy import col_sum
+from wsagg.aggregation.dawid_skene.em import (
+    Design,
+    Params,
+    build_design,
+    initial_posterior,
+    log_parameter_table,
+    log_prior_density,
+    m_step,
+    resolve_abstain,
+    vote_counts,
+)
 from wsagg.base import BaseAggregator
+from wsagg.exceptions import PriorCollapseWarning
 from wsagg.labels import LabelMatrix
 
 __all__ = ["DawidSkene", "PriorCollapseWarning"]
 
 _FLOOR = 1e-300  # log floor: only reached with smoothing=0 and an empty count
-
-
-class PriorCollapseWarning(UserWarning):
-    """EM pushed a class's prior far below its share of the votes (a degenerate fixed point)."""
-
-
-# ----------------------------------------------------------------------------------------
-# parameters: a small container and the pure functions around it
-# ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Params:
-    log_conf: np.ndarray  # (m, k, k): log Theta_j[c, l] (given a vote, under "model")
-    log_prior: np.ndarray  # (k,)
-    log_vote: np.ndarray | None = None  # (m, k): log a_j[c]   ("model" only)
-    log_abst: np.ndarray | None = None  # (m, k): log(1 - a_j[c])
-
-
-@dataclass
-class _Design:
-    """The design matrix ``X`` and how its columns map to parameters."""
-
-    X: sp.csr_matrix
-    m: int
-    k: int
-    separate_presence: bool  # "model" with repeated votes: X = [V | P] (P = voted-or-not)
-
-
-def _design(lm: LabelMatrix, abstain: str, separate: bool | None = None) -> _Design:
-    """The design matrix of ``lm``: ``V`` (its one-hot vote counts), or ``[V | P]`` with the
-    presence columns ``P[i, j] = 1`` if source ``j`` voted on item ``i``.
-
-    ``separate=None``: ``[V | P]`` only under ``abstain="model"`` with repeated votes (else
-    ``V`` already tells presence). A bool forces the form whatever ``abstain`` is: the
-    partitioned engines (:mod:`wsagg.distributed`) decide it once for every partition.
-    """
-    m, k = lm.n_sources, lm.n_classes
-    V = lm.one_hot()
-    if separate is None:
-        separate = abstain == "model" and V.nnz > 0 and _repeated(V, k)
-    if not separate:
-        return _Design(V, m, k, False)
-    V.sort_indices()
-    P = sp.csr_matrix((np.ones(V.nnz), V.indices // k, V.indptr.copy()), shape=(lm.n_items, m))
-    P.sum_duplicates()
-    P.data[:] = 1.0  # presence: voted at least once
-    return _Design(sp.hstack([V, P], format="csr"), m, k, True)
-
-
-def _repeated(V: sp.csr_matrix, k: int) -> bool:
-    """Some source voted more than once on some item: a count > 1, or two columns of one
-    source's block in one row (adjacent once indices are sorted): O(nnz), no sort or hash."""
-    V.sort_indices()
-    src = V.indices // k
-    starts = np.zeros(V.nnz, dtype=bool)
-    starts[V.indptr[:-1][V.indptr[:-1] < V.nnz]] = True
-    return bool(V.data.max() > 1) or bool(np.any(~starts[1:] & (src[1:] == src[:-1])))
-
-
-def _table(p: _Params, d: _Design) -> tuple[np.ndarray, np.ndarray]:
-    """Log-parameter table (columns of X -> classes) and the constant row ``(k,)``."""
-    m, k = d.m, d.k
-    conf_t = np.transpose(p.log_conf, (0, 2, 1))  # (m, l, c)
-    offset = p.log_prior.copy()
-    if p.log_vote is None:
-        return conf_t.reshape(m * k, k), offset
-    assert p.log_abst is not None
-    gain = p.log_vote - p.log_abst  # (m, c): voting instead of abstaining
-    offset += p.log_abst.sum(axis=0)  # every source abstains ...
-    if d.separate_presence:  # ... except those that voted (presence columns)
-        return np.vstack([conf_t.reshape(m * k, k), gain]), offset
-    return (conf_t + gain[:, None, :]).reshape(m * k, k), offset
-
-
-def _counts(stats: np.ndarray, d: _Design) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``X.T @ q`` into vote counts ``N[j, c, l]`` and presence counts ``A[j, c]``."""
-    m, k = d.m, d.k
-    N = np.transpose(stats[: m * k].reshape(m, k, k), (0, 2, 1))  # (m, c, l)
-    A = stats[m * k :] if d.separate_presence else N.sum(axis=2)
-    return N, A
-
-
-def _safe_log(x: np.ndarray) -> np.ndarray:
-    return np.log(np.maximum(x, _FLOOR))
-
-
-def _m_step(
-    stats: np.ndarray,
-    q_sum: np.ndarray,
-    d: _Design,
-    hp: dict[str, Any],
-) -> _Params:
-    """MAP update from the sufficient statistics (see the module docstring)."""
-    k = d.k
-    s, dg, beta = hp["smoothing"], hp["diagonal_smoothing"], hp["prior_smoothing"]
-    N, A = _counts(stats, d)
-    eye = np.eye(k)
-    if hp["model"] == "one-coin":
-        votes = N.sum(axis=(1, 2))
-        correct = np.einsum("jcc->j", N)
-        acc = (correct + s + dg) / np.maximum(votes + k * s + dg, _FLOOR)
-        acc = np.where(votes + k * s + dg > 0, acc, 1.0 / k)
-        wrong = (1.0 - acc) / (k - 1)
-        conf = wrong[:, None, None] * (1 - eye) + acc[:, None, None] * eye
-    else:
-        num = N + s + dg * eye
-        den = num.sum(axis=2, keepdims=True)
-        conf = np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0 / k)
-    if hp["class_prior"] is not None:
-        log_prior = np.log(hp["class_prior"])
-    else:
-        prior = (q_sum + beta) / (q_sum.sum() + k * beta)
-        log_prior = _safe_log(prior)
-    p = _Params(log_conf=_safe_log(conf), log_prior=log_prior)
-    if hp["abstain"] == "model":
-        vote = (A + s) / np.maximum(q_sum[None, :] + 2 * s, _FLOOR)
-        vote = np.clip(vote, 0.0, 1.0)
-        p.log_vote = _safe_log(vote)
-        p.log_abst = _safe_log(1.0 - vote)
-    return p
-
-
-def _log_prior_density(p: _Params, hp: dict[str, Any]) -> float:
-    """Log Dirichlet/Beta prior densities of the parameters, constants dropped."""
-    s, dg, beta = hp["smoothing"], hp["diagonal_smoothing"], hp["prior_smoothing"]
-    k = p.log_prior.shape[0]
-    out = 0.0
-    if hp["model"] == "one-coin":
-        acc = np.exp(np.einsum("jcc->jc", p.log_conf)[:, 0])
-        out += float((s + dg) * _safe_log(acc).sum() + (k - 1) * s * _safe_log(1 - acc).sum())
-    else:
-        out += float(s * p.log_conf.sum() + dg * np.einsum("jcc->", p.log_conf))
-    if hp["class_prior"] is None:
-        out += float(beta * p.log_prior.sum())
-    if p.log_vote is not None:
-        assert p.log_abst is not None
-        out += float(s * (p.log_vote.sum() + p.log_abst.sum()))
-    return out
-
-
-def _initial_posterior(
-    lm: LabelMatrix, known: np.ndarray | None, design: _Design | None = None
-) -> np.ndarray:
-    """Soft majority vote (normalised vote counts), uniform for items without a vote.
-
-    With the ``design``, the counts are one more sparse product ``X @ B`` (``B`` maps each
-    vote column ``j k + l`` to class ``l``), the cheapest pass over the votes."""
-    k = lm.n_classes
-    if design is not None:
-        B = np.zeros((design.X.shape[1], k))
-        B[: design.m * k] = np.tile(np.eye(k), (design.m, 1))
-        q = np.asarray(design.X @ B)
-        tot = _row_reduce(q, np.add)
-        covered = tot > 0
-        np.divide(q, tot[:, None], out=q, where=covered[:, None])
-    else:
-        tot = np.bincount(lm.item, minlength=lm.n_items).astype(np.float64)
-        w = 1.0 / tot[lm.item]  # each vote's share of its item: O(votes)
-        q = np.bincount(lm.item * k + lm.label, weights=w, minlength=lm.n_items * k)
-        # float even without votes (numpy's bincount of nothing is integer, which would
-        # truncate the uniform 1/k below to 0)
-        q = q.reshape(lm.n_items, k).astype(np.float64, copy=False)
-        covered = tot > 0
-    q[~covered] = 1.0 / k
-    if known is not None:
-        idx = np.flatnonzero(known >= 0)
-        q[idx] = 0.0
-        q[idx, known[idx]] = 1.0
-    return q
-
-
-def _vote_counts(lm: LabelMatrix) -> np.ndarray:
-    """``(m, k)`` number of votes of each source for each class."""
-    m, k = lm.n_sources, lm.n_classes
-    return np.bincount(lm.source * k + lm.label, minlength=m * k).reshape(m, k)
-
-
-def _resolve_abstain(abstain: str, counts: np.ndarray, n_votes: int, n_items: int) -> str:
-    """``"auto"``: ``"model"`` for mostly-unipolar sources (labeling functions) with abstains.
-
-    ``counts`` is the ``(m, k)`` table of :func:`_vote_counts` (summed over partitions in
-    :mod:`wsagg.distributed`)."""
-    if abstain != "auto":
-        return abstain
-    tot = counts.sum(axis=1)
-    active = tot >= 5
-    if not active.any() or n_votes >= n_items * counts.shape[0]:
-        return "ignore"
-    unipolar = counts[active].max(axis=1) >= 0.99 * tot[active]
-    return "model" if unipolar.mean() >= 0.5 else "ignore"
-
-
 _AUTO_FALLBACK = 0.1  # diagonal_smoothing="auto" without (enough) known labels
 _CV_FOLDS = 5
 
@@ -300,7 +118,7 @@ def _cv_folds(known: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
 def _select_diagonal(
     est: DawidSkene,
     lm: LabelMatrix,
-    design: _Design,
+    design: Design,
     known: np.ndarray,
     hp: dict[str, Any],
 ) -> dict[str, Any] | None:
@@ -331,7 +149,7 @@ def _select_diagonal(
         n_scored += held.size
         known_f = np.where(fold == f, -1, known)
         backend = make_backend(est.device, design.X, known_f)
-        q0 = _initial_posterior(lm, known_f, design)
+        q0 = initial_posterior(lm, known_f, design)
         for g, dg in enumerate(grid):
             hp_g = {**hp, "diagonal_smoothing": float(dg)}
             with warnings.catch_warnings():
@@ -367,7 +185,7 @@ class DawidSkene(BaseAggregator):
     """Dawid-Skene EM aggregator (per-source confusion matrices), sparse and vectorised.
 
     The generative model, the two abstain modes, the MAP smoothing and the EM updates are
-    given in the module docstring of :mod:`wsagg.dawid_skene`; ``docs/dawid_skene.md`` has
+    given in this module's docstring; ``docs/dawid_skene.md`` has
     the full derivation and advice on which mode to use.
 
     Parameters
@@ -581,12 +399,24 @@ class DawidSkene(BaseAggregator):
     def _fit(self, lm: LabelMatrix, y: np.ndarray | None) -> None:
         self._fit_core(lm, y)
 
+    def _fit_partitioned(self, L: Any, y: Any = None) -> None:
+        """Map-reduce EM over partitioned votes (:mod:`.partitioned`): the same fit as in
+        memory, the sums over items done by the partitions."""
+        from wsagg.aggregation.dawid_skene.partitioned import fit_partitioned
+
+        fit_partitioned(self, L, y)
+
+    def _predict_partitioned(self, L: Any) -> Any:
+        from wsagg.distributed import predict_proba
+
+        return predict_proba(self, L)
+
     def _fit_core(self, lm: LabelMatrix, y: np.ndarray | None) -> np.ndarray:
         """Fit, and return the (unclamped) posteriors of the training items."""
         hp = self._hyper(lm.n_classes)
         known = None if y is None or not (y >= 0).any() else y
-        self._start_fit(hp, _vote_counts(lm), lm.n_items, lm.source_names)
-        design = _design(lm, self.abstain_)
+        self._start_fit(hp, vote_counts(lm), lm.n_items, lm.source_names)
+        design = build_design(lm, self.abstain_)
         if hp["auto_diagonal"] and known is not None:
             cv = _select_diagonal(self, lm, design, known, hp)
             if cv is not None:
@@ -594,7 +424,7 @@ class DawidSkene(BaseAggregator):
                 self.cv_results_ = cv
         self.diagonal_smoothing_ = hp["diagonal_smoothing"]
         backend = make_backend(self.device, design.X, known)
-        q0 = _initial_posterior(lm, known, design)
+        q0 = initial_posterior(lm, known, design)
         rng = check_random_state(self.random_state)
         best = None
         for run in range(self.n_init):
@@ -622,20 +452,20 @@ class DawidSkene(BaseAggregator):
             covered = np.bincount(lm.item, minlength=lm.n_items) > 0
             n_cov = max(int(np.count_nonzero(covered)), 1)
             n_unc = lm.n_items - int(np.count_nonzero(covered))
-            mv_share = (_col_sum(q0) - n_unc / lm.n_classes) / n_cov
+            mv_share = (col_sum(q0) - n_unc / lm.n_classes) / n_cov
             pred = np.argmax(proba[covered], axis=1) if n_unc else np.argmax(proba, axis=1)
             # (predicted shares of a handful of items say nothing: only from 50 covered items)
             post_share = np.bincount(pred, minlength=lm.n_classes) / n_cov
             self._check_prior_collapse(mv_share, post_share if n_cov >= 50 else None)
         return proba
 
-    # The steps below are shared with the partitioned engines of wsagg.distributed, which
-    # compute the same sums over the votes partition by partition.
+    # The steps below are shared with the partitioned fit (.partitioned), which computes
+    # the same sums over the votes partition by partition.
 
     def _start_fit(
         self, hp: dict[str, Any], counts: np.ndarray, n_items: int, source_names: np.ndarray
     ) -> None:
-        """Checks and choices made from the ``(m, k)`` vote counts :func:`_vote_counts`: no
+        """Checks and choices made from the ``(m, k)`` vote counts :func:`vote_counts`: no
         votes at all (error), ``abstain_`` (into ``hp``), sources that never vote (warning)."""
         n_votes = int(counts.sum())
         if n_votes == 0:
@@ -644,7 +474,7 @@ class DawidSkene(BaseAggregator):
                 "Dawid-Skene has nothing to learn from. Check the abstain encoding (-1 dense, "
                 "absent entries sparse)."
             )
-        self.abstain_ = _resolve_abstain(self.abstain, counts, n_votes, n_items)
+        self.abstain_ = resolve_abstain(self.abstain, counts, n_votes, n_items)
         hp["abstain"] = self.abstain_
         silent = np.flatnonzero(counts.sum(axis=1) == 0)
         if silent.size:
@@ -659,8 +489,8 @@ class DawidSkene(BaseAggregator):
         self.diagonal_smoothing_ = hp["diagonal_smoothing"]
 
     def _em_in_memory(
-        self, backend: Any, design: _Design, q0: np.ndarray, hp: dict[str, Any]
-    ) -> tuple[_Params, list[float], int, bool, np.ndarray]:
+        self, backend: Any, design: Design, q0: np.ndarray, hp: dict[str, Any]
+    ) -> tuple[Params, list[float], int, bool, np.ndarray]:
         """:meth:`_run_em` on an in-memory backend from the posterior ``q0``; also returns
         the unclamped posterior of the last E-step."""
         result = self._run_em(
@@ -673,27 +503,27 @@ class DawidSkene(BaseAggregator):
         e_step: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray, np.ndarray]],
         stats0: np.ndarray,
         qsum0: np.ndarray,
-        design: _Design,
+        design: Design,
         hp: dict[str, Any],
         n_items: int,
         name: str = "DawidSkene",
-    ) -> tuple[_Params, list[float], int, bool]:
+    ) -> tuple[Params, list[float], int, bool]:
         """The EM loop, from the sufficient statistics ``X.T @ q0`` and ``q0.sum(0)`` of the
         initial posterior. ``e_step(table, offset)`` returns ``(loglik, X.T @ q, q.sum(0))``
-        at the parameters of the log-parameter table (:func:`_table`), however the sums over
-        the items are computed (one backend, or partitions). Stops when the objective changes
+        at the parameters of the log-parameter table (:func:`.em.log_parameter_table`),
+        however the sums over the items are computed (one backend, or partitions). Stops when the objective changes
         by at most ``tol * n_items``; returns ``(params, history, n_iter, converged)``."""
-        params = _m_step(stats0, qsum0, design, hp)
-        loglik, stats, q_sum = e_step(*_table(params, design))
-        obj = loglik + _log_prior_density(params, hp)
+        params = m_step(stats0, qsum0, design, hp)
+        loglik, stats, q_sum = e_step(*log_parameter_table(params, design))
+        obj = loglik + log_prior_density(params, hp)
         history = [obj]
         threshold = self.tol * n_items
         converged = False
         n_iter = 0
         for n_iter in range(1, self.max_iter + 1):
-            params = _m_step(stats, q_sum, design, hp)
-            loglik, stats, q_sum = e_step(*_table(params, design))
-            new = loglik + _log_prior_density(params, hp)
+            params = m_step(stats, q_sum, design, hp)
+            loglik, stats, q_sum = e_step(*log_parameter_table(params, design))
+            new = loglik + log_prior_density(params, hp)
             history.append(new)
             if self.verbose >= 2:
                 print(f"[{name}]   iter {n_iter}: objective {new:.8f}")
@@ -704,7 +534,7 @@ class DawidSkene(BaseAggregator):
         return params, history, n_iter, converged
 
     def _set_fitted(
-        self, params: _Params, history: list[float], n_iter: int, converged: bool, n_items: int
+        self, params: Params, history: list[float], n_iter: int, converged: bool, n_items: int
     ) -> None:
         """The fitted attributes of the kept EM run, and a ``ConvergenceWarning`` if it hit
         ``max_iter``."""
@@ -757,6 +587,6 @@ class DawidSkene(BaseAggregator):
 
     # -- prediction ----------------------------------------------------------------------
     def _predict_proba(self, lm: LabelMatrix) -> np.ndarray:
-        design = _design(lm, self.abstain_)
-        table, offset = _table(self._params, design)
+        design = build_design(lm, self.abstain_)
+        table, offset = log_parameter_table(self._params, design)
         return make_backend(self.device, design.X).posterior(table, offset)

@@ -1,89 +1,47 @@
-"""Dawid-Skene EM beyond one process: map-reduce over row partitions, on Dask or streamed.
+"""Votes in row partitions: the data side of the distributed engine (knows no model).
 
-The EM iteration of :class:`wsagg.DawidSkene` only touches the votes through two sums over
-items (see :mod:`wsagg.dawid_skene`): with ``X_p`` the design matrix of the items of row
-partition ``p`` (the one-hot vote matrix, plus presence columns under ``abstain="model"``
-with repeated votes), ``T`` the log-parameter table and ``b`` its constant row,
-
-.. math::
-
-    q^{(p)} = \\mathrm{softmax}_c\\big(X_p T + b\\big), \\qquad
-    S = \\sum_p X_p^\\top q^{(p)}, \\qquad
-    \\textstyle s = \\sum_p \\sum_{i \\in p} q^{(p)}_i, \\qquad
-    \\ell = \\sum_p \\sum_{i \\in p} \\mathrm{logsumexp}_c\\big(X_p T + b\\big)_i .
-
-So one iteration is a *map* (each partition runs its E-step and returns its sufficient
-statistics: soft confusion counts ``X_p^T q`` of shape ``(m k [+ m], k)``, soft class counts
-``(k,)`` and its log-likelihood) and a *reduce* (the driver sums them and runs the M-step of
-:mod:`wsagg.dawid_skene` on ``O(m k^2)`` numbers). What crosses the network per iteration
-does not grow with ``n``; the posteriors never leave the workers unless asked for, and
-:func:`write_posteriors` writes them per partition to Parquet.
-
-Two engines run the same map:
-
-``"dask"``
-    one task per partition on the current Dask scheduler, or on the ``client`` /
-    scheduler address given (``distributed.LocalCluster`` or any cluster). Partition design
-    matrices are persisted in worker memory after the first pass (``cache=True``), so later
-    iterations only ship the parameter table.
-``"stream"``
-    out-of-core on one machine: partitions are loaded, used and dropped one at a time
-    every iteration, so peak memory is one partition plus ``O(m k^2)``, whatever ``n`` is.
-
-Both give the single-machine fit on the same data to rounding error (the sums are the same
-numbers added in another order): posteriors, confusion matrices, class prior, objective
-history and iteration count. Tested to ``1e-8`` in ``tests/test_distributed.py``.
-
-Inputs (:class:`VotePartitions`): a Dask array of dense votes ``(n, m)`` (``-1`` = abstain,
-row chunks are the partitions), a Dask DataFrame (wide: one column per source; or long:
-``item, source, label`` indexed by item with known divisions), a list of ``.npz`` /
-``.parquet`` partition files (see :func:`save_partition`), or a
-:class:`~wsagg.labels.LabelMatrix` cut into item chunks. Items must not straddle
+A :class:`VotePartitions` is a list of lazy loaders (``dask.delayed``), one per item
+(row) partition, plus the global metadata (sources, classes). Inputs: a Dask array of dense
+votes ``(n, m)`` (``-1`` = abstain, row chunks are the partitions), a Dask DataFrame (wide:
+one column per source; or long: ``item, source, label`` indexed by item with known
+divisions), a list of ``.npz`` / ``.parquet`` partition files (see :func:`save_partition`),
+or a :class:`~wsagg.labels.LabelMatrix` cut into item chunks. Items must not straddle
 partitions.
 
-Reference: A. P. Dawid and A. M. Skene (1979), JRSS C 28(1):20-28; the map-reduce form of
-EM's sufficient statistics is that of C. Chu et al. (2006), "Map-Reduce for Machine
-Learning on Multicore", NeurIPS.
+A loaded partition is a :class:`Chunk`: its votes as a :class:`~wsagg.labels.LabelMatrix`
+with local item indices ``0..n_p-1`` and its known labels. :class:`PartitionMeta` holds
+what every partition must agree on (``n_sources``, ``n_classes``, names).
 """
 
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from wsagg.labels import LabelMatrix, as_label_matrix
 
 __all__ = [
-    "PartitionError",
+    "Chunk",
+    "PartitionMeta",
     "VotePartitions",
-    "fit",
-    "predict_proba",
+    "as_partitions",
+    "dense_to_label_matrix",
     "save_partition",
-    "write_posteriors",
+    "to_chunk",
 ]
 
 _ENGINES = ("dask", "stream")
 
 
-class PartitionError(RuntimeError):
-    """A partition of the votes could not be read or processed (raised on the driver)."""
-
-
-# ----------------------------------------------------------------------------------------
-# one partition: raw data -> LabelMatrix with local item indices
-# ----------------------------------------------------------------------------------------
-
 
 @dataclass
-class _Chunk:
+class Chunk:
     """The votes of one partition, items indexed locally ``0..n_p-1``."""
 
     lm: LabelMatrix
@@ -91,14 +49,14 @@ class _Chunk:
 
 
 @dataclass
-class _Meta:
+class PartitionMeta:
     n_sources: int
     n_classes: int
     source_names: np.ndarray
     classes: np.ndarray
 
 
-def _dense_to_lm(block: np.ndarray, meta: _Meta, item_ids: Any) -> LabelMatrix:
+def dense_to_label_matrix(block: np.ndarray, meta: PartitionMeta, item_ids: Any) -> LabelMatrix:
     """A dense ``(n_p, m)`` block (``-1`` = abstain) as a LabelMatrix; empty blocks allowed."""
     block = np.asarray(block)
     if block.ndim != 2 or block.shape[1] != meta.n_sources:
@@ -140,14 +98,14 @@ def _dense_to_lm(block: np.ndarray, meta: _Meta, item_ids: Any) -> LabelMatrix:
     )
 
 
-def _long_to_lm(df: pd.DataFrame, meta: _Meta) -> LabelMatrix:
+def _long_to_lm(df: pd.DataFrame, meta: PartitionMeta) -> LabelMatrix:
     if len(df) == 0:
         return _empty_lm(meta)
     lm = as_label_matrix(df, classes=meta.classes, source_names=meta.source_names)
     return lm
 
 
-def _empty_lm(meta: _Meta) -> LabelMatrix:
+def _empty_lm(meta: PartitionMeta) -> LabelMatrix:
     z = np.zeros(0, dtype=np.int64)
     return LabelMatrix(
         item=z, source=z, label=z, n_items=0, n_sources=meta.n_sources,
@@ -170,8 +128,8 @@ def _check_known(y: Any, n: int, k: int) -> np.ndarray | None:
     return y
 
 
-# Raw partitions are tuples (kind, payload...) produced by the loaders below; _to_chunk
-# turns them into a _Chunk once the global metadata is known.
+# Raw partitions are tuples (kind, payload...) produced by the loaders below; to_chunk
+# turns them into a Chunk once the global metadata is known.
 
 
 def _load_file(path: str, y_column: str | None) -> tuple:
@@ -236,12 +194,12 @@ def _raw_summary(raw: tuple) -> tuple[int, Any, Any]:
     return -1, set(pd.unique(src)), set(pd.unique(lab))
 
 
-def _to_chunk(raw: tuple, meta: _Meta) -> _Chunk:
+def to_chunk(raw: tuple, meta: PartitionMeta) -> Chunk:
     kind = raw[0]
     if kind == "dense":
         _, block, ids, y = raw
-        lm = _dense_to_lm(block, meta, ids)
-        return _Chunk(lm, _check_known(y, lm.n_items, meta.n_classes))
+        lm = dense_to_label_matrix(block, meta, ids)
+        return Chunk(lm, _check_known(y, lm.n_items, meta.n_classes))
     if kind == "triples":
         _, item, source, label, n, ids, y = raw
         item = np.asarray(item, dtype=np.int64)
@@ -261,13 +219,14 @@ def _to_chunk(raw: tuple, meta: _Meta) -> _Chunk:
             n_classes=meta.n_classes, item_ids=np.arange(n) if ids is None else np.asarray(ids),
             source_names=meta.source_names, classes=meta.classes,
         )
-        return _Chunk(lm, _check_known(y, n, meta.n_classes))
-    return _Chunk(_long_to_lm(raw[1], meta), None)
+        return Chunk(lm, _check_known(y, n, meta.n_classes))
+    return Chunk(_long_to_lm(raw[1], meta), None)
 
 
 # ----------------------------------------------------------------------------------------
 # the partitioned data set
 # ----------------------------------------------------------------------------------------
+
 
 
 class VotePartitions:
@@ -545,181 +504,8 @@ def _small_int(n: int) -> type:
 
 
 # ----------------------------------------------------------------------------------------
-# the runner: map a function over partitions, on Dask or streamed
+# any partitioned input -> VotePartitions
 # ----------------------------------------------------------------------------------------
-
-
-def _guard(func: Callable, desc: str) -> Callable:
-    """Wrap a partition task so a failure names its partition (and survives pickling)."""
-
-    def task(*args: Any) -> Any:
-        try:
-            return func(*args)
-        except PartitionError:
-            raise
-        except Exception as err:
-            raise PartitionError(f"{desc}: {type(err).__name__}: {err}") from err
-
-    return task
-
-
-class _Runner:
-    def __init__(self, parts: VotePartitions) -> None:
-        self.parts = parts
-        self.client = None
-        self._own_client = False
-        if parts.engine == "dask" and parts.client is not None:
-            if isinstance(parts.client, str):
-                from distributed import Client
-
-                self.client = Client(parts.client)
-                self._own_client = True
-            else:
-                self.client = parts.client
-        self.items: list = list(parts.loaders)  # what the tasks receive (delayed or cached)
-
-    def close(self) -> None:
-        self.items = []
-        if self._own_client and self.client is not None:
-            self.client.close()
-
-    def _compute(self, tasks: list) -> list:
-        import dask
-
-        if self.client is not None:
-            return self.client.gather(self.client.compute(tasks))
-        return list(dask.compute(*tasks))
-
-    def map(self, func: Callable, *args: Any) -> list:
-        """``[func(part, *args) for part in partitions]`` on the chosen engine."""
-        import dask
-
-        desc = self.parts.description
-        if self.parts.engine == "stream":
-            return [
-                _guard(_load_then, desc[i])(func, item, *args) for i, item in enumerate(self.items)
-            ]
-        tasks = [
-            dask.delayed(_guard(func, desc[i]), pure=False)(item, *args)
-            for i, item in enumerate(self.items)
-        ]
-        return self._compute(tasks)
-
-    def transform(self, func: Callable, *args: Any) -> None:
-        """Replace each partition by ``func(part, *args)``: kept in (worker) memory when
-        caching, else composed lazily and recomputed by every later :meth:`map`."""
-        import dask
-
-        desc = self.parts.description
-        if self.parts.engine == "stream" and self.parts.cache:
-            self.items = self.map(func, *args)
-            return
-        new = [
-            dask.delayed(_guard(func, desc[i]), pure=False)(item, *args)
-            for i, item in enumerate(self.items)
-        ]
-        if self.parts.cache:
-            if self.client is not None:
-                new = self.client.persist(new)
-            else:
-                new = list(dask.persist(*new))
-        self.items = new
-
-
-def _load_then(func: Callable, item: Any, *args: Any) -> Any:
-    """Stream engine: compute one partition here (synchronously), apply ``func``, drop it."""
-    value = item.compute(scheduler="sync") if _is_delayed(item) else item
-    return func(value, *args)
-
-
-def _is_delayed(x: Any) -> bool:
-    return hasattr(x, "dask") and hasattr(x, "compute")
-
-
-# ----------------------------------------------------------------------------------------
-# partition tasks (module-level: picklable for distributed workers)
-# ----------------------------------------------------------------------------------------
-
-
-def _summary_task(raw: tuple) -> tuple[int, Any, Any]:
-    return _raw_summary(raw)
-
-
-def _chunk_task(raw: Any, meta: _Meta) -> _Chunk:
-    return raw if isinstance(raw, _Chunk) else _to_chunk(raw, meta)
-
-
-@dataclass
-class _PartDesign:
-    X: sp.csr_matrix
-    known: np.ndarray | None
-    n: int
-
-
-def _init_task(chunk: _Chunk) -> dict:
-    """Pass 0 of a partition: counts, repeated votes, and the statistics of the soft
-    majority vote (of ``[V | P]``: the driver keeps the ``P`` rows only if it needs them)."""
-    from wsagg.dawid_skene import _design, _initial_posterior, _vote_counts
-
-    lm = chunk.lm
-    q0 = _initial_posterior(lm, chunk.known) if lm.n_items else np.zeros((0, lm.n_classes))
-    counts = lm.class_counts()
-    tot = counts.sum(axis=1, keepdims=True)
-    cov = tot[:, 0] > 0
-    return {
-        "n_items": lm.n_items,
-        "source_class": _vote_counts(lm),
-        "repeats": bool(lm.n_votes) and lm.has_repeats(),
-        "stats": np.asarray(_design(lm, "model", separate=True).X.T @ q0),
-        "q_sum": q0.sum(axis=0),
-        "mv_sum": (counts[cov] / tot[cov]).sum(axis=0),
-        "n_covered": int(cov.sum()),
-        "n_known": 0 if chunk.known is None else int((chunk.known >= 0).sum()),
-    }
-
-
-def _design_task(chunk: Any, meta: _Meta, separate: bool) -> _PartDesign:
-    if isinstance(chunk, _PartDesign):
-        return chunk
-    if not isinstance(chunk, _Chunk):
-        chunk = _to_chunk(chunk, meta)
-    from wsagg.dawid_skene import _design
-
-    known = chunk.known if chunk.known is not None and (chunk.known >= 0).any() else None
-    X = _design(chunk.lm, "model", separate=separate).X
-    return _PartDesign(X, known, chunk.lm.n_items)
-
-
-def _estep_task(part: Any, meta: _Meta, separate: bool, table: np.ndarray, offset: np.ndarray):
-    from wsagg._ds_backend import NumpyBackend
-
-    d = _design_task(part, meta, separate)
-    if d.n == 0:
-        return 0.0, np.zeros((d.X.shape[1], table.shape[1])), np.zeros(table.shape[1])
-    return NumpyBackend(d.X, d.known).e_step(table, offset)
-
-
-def _proba_task(part: Any, meta: _Meta, estimator: Any) -> tuple[np.ndarray, np.ndarray]:
-    chunk = _chunk_task(part, meta)
-    lm = chunk.lm
-    if lm.n_items == 0:
-        return lm.item_ids, np.zeros((0, meta.n_classes))
-    return lm.item_ids, estimator.predict_proba(lm)
-
-
-def _write_task(part: Any, meta: _Meta, estimator: Any, path: str, columns: list) -> int:
-    ids, proba = _proba_task(part, meta, estimator)
-    frame = pd.DataFrame(proba, columns=columns)
-    frame.insert(0, "item", ids)
-    frame.to_parquet(path, index=False)
-    return int(proba.shape[0])
-
-
-# ----------------------------------------------------------------------------------------
-# public entry points
-# ----------------------------------------------------------------------------------------
-
-_SUPPORTED = ("DawidSkene", "AdversarialLogLoss")
 
 
 def as_partitions(L: Any, y: Any = None, n_classes: int | None = None) -> tuple[Any, Any]:
@@ -753,241 +539,3 @@ def as_partitions(L: Any, y: Any = None, n_classes: int | None = None) -> tuple[
         f"Cannot partition votes of type {type(L).__name__}; pass a Dask array, a Dask "
         "DataFrame, a list of .npz/.parquet files or a wsagg.distributed.VotePartitions."
     )
-
-
-def _resolve_meta(parts: VotePartitions, runner: _Runner, n_classes: int | None) -> _Meta:
-    k = parts.n_classes if parts.n_classes is not None else n_classes
-    names = parts.source_names
-    classes = parts.classes
-    m = parts.n_sources
-    need_pass = k is None or ((m is None or m < 0) and names is None)
-    if need_pass:
-        summaries = runner.map(_summary_task)
-        max_label = max(s[0] for s in summaries)
-        long_sources = [s[1] for s in summaries if s[1] is not None]
-        long_labels = [s[2] for s in summaries if s[2] is not None]
-        if long_sources and names is None:
-            names = np.asarray(sorted(set().union(*long_sources), key=str), dtype=object)
-            m = len(names)
-        if long_labels and classes is None:
-            labs = sorted(set().union(*long_labels))
-            arr = np.asarray(labs)
-            if arr.dtype.kind in "iuf" and np.all(arr == np.round(arr)) and arr.min() >= 0:
-                classes = np.arange(int(arr.max()) + 1)
-            else:
-                classes = arr
-        if k is None:
-            k = len(classes) if classes is not None else max_label + 1
-    if classes is None:
-        classes = np.arange(k)
-    if k is not None and len(classes) != k:
-        raise ValueError(f"classes has {len(classes)} entries but n_classes={k}.")
-    if k < 2:
-        raise ValueError(
-            f"Only {k} class could be inferred from the votes; label aggregation needs at "
-            "least 2. Pass n_classes=k explicitly."
-        )
-    if names is None:
-        names = np.arange(m)
-    return _Meta(int(m if m is not None and m >= 0 else len(names)), int(k), np.asarray(names),
-                 np.asarray(classes))
-
-
-def fit(estimator: Any, L: Any, y: Any = None, **kwargs: Any) -> Any:
-    """Fit ``estimator`` on partitioned votes by map-reduce.
-
-    ``L`` is a :class:`VotePartitions`, a Dask array / Dask DataFrame of votes, or a list of
-    partition files. A :class:`~wsagg.DawidSkene` runs EM with the E-step's sums done by the
-    partitions; the result equals ``estimator.fit`` on the same votes in memory (up to the
-    order of floating-point sums); ``n_init`` must be 1 (restarts draw per-item noise). An
-    :class:`~wsagg.AdversarialLogLoss` reduces the partitions to one table of distinct vote
-    patterns and solves the dual on the driver (:mod:`wsagg._distributed_adversarial`;
-    ``kwargs``: ``L_labeled``, ``y_labeled``); its result is the in-memory one. Returns the
-    fitted estimator.
-    """
-    from wsagg.adversarial import AdversarialLogLoss
-    from wsagg.dawid_skene import DawidSkene
-
-    if isinstance(estimator, AdversarialLogLoss):
-        from wsagg._distributed_adversarial import fit_partitioned
-
-        return fit_partitioned(estimator, L, y, **kwargs)
-    if kwargs:
-        raise TypeError(
-            f"{type(estimator).__name__}.fit on partitioned votes takes no keyword arguments; "
-            f"got {sorted(kwargs)}."
-        )
-    if not isinstance(estimator, DawidSkene):
-        raise TypeError(
-            f"{type(estimator).__name__} cannot be fitted on partitioned (Dask / file) votes; "
-            f"the estimators that can are: {', '.join(_SUPPORTED)}. Collect the votes into "
-            "a LabelMatrix (e.g. with wsagg.lf.DaskLFApplier.apply) to fit others."
-        )
-    if estimator.n_init != 1:
-        raise ValueError(
-            f"Distributed Dawid-Skene supports n_init=1 only (got n_init={estimator.n_init}); "
-            "its restarts draw per-item noise on the driver."
-        )
-    parts, _ = as_partitions(L, y, getattr(estimator, "n_classes", None))
-    runner = _Runner(parts)
-    try:
-        return _fit_em(estimator, parts, runner)
-    finally:
-        runner.close()
-
-
-def _fit_em(est: Any, parts: VotePartitions, runner: _Runner) -> Any:
-    """``DawidSkene._fit_core`` with the sums over items done by the partitions: the checks,
-    the EM loop and the fitted attributes are the estimator's own methods."""
-    from wsagg.dawid_skene import _Design
-
-    meta = _resolve_meta(parts, runner, est.n_classes)
-    m, k = meta.n_sources, meta.n_classes
-    if est.n_classes is not None and est.n_classes != k:
-        raise ValueError(f"The votes have {k} classes but n_classes={est.n_classes}.")
-    hp = est._hyper(k)
-    runner.transform(_chunk_task, meta)
-    inits = runner.map(_init_task)
-
-    def total(key: str) -> Any:
-        return np.sum([r[key] for r in inits], axis=0)
-
-    n = int(total("n_items"))
-    counts = total("source_class")
-    est._start_fit(hp, counts, n, meta.source_names)
-    est.classes_ = meta.classes
-    est.n_classes_ = k
-    est.n_sources_ = m
-    est.source_names_ = meta.source_names
-    n_known = int(total("n_known"))
-    if hp["auto_diagonal"] and n_known > 0:
-        warnings.warn(
-            "diagonal_smoothing='auto' chooses d by cross-validation on the known labels "
-            "only for in-memory fits; this partitioned fit uses the unsupervised default "
-            f"d={hp['diagonal_smoothing']:g}. Pass diagonal_smoothing=<float> (e.g. the "
-            "diagonal_smoothing_ of an in-memory fit on a sample) to choose it.",
-            UserWarning,
-            stacklevel=3,
-        )
-    separate = est.abstain_ == "model" and any(r["repeats"] for r in inits)
-    design = _Design(None, m, k, separate)  # type: ignore[arg-type]  # X lives on workers
-    stats0 = total("stats")
-    if not separate:
-        stats0 = stats0[: m * k]  # drop the presence rows
-    runner.transform(_design_task, meta, separate)
-
-    def e_step(table: np.ndarray, offset: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        res = runner.map(_estep_task, meta, separate, table, offset)
-        return (
-            float(sum(r[0] for r in res)),
-            np.sum([r[1] for r in res], axis=0),
-            np.sum([r[2] for r in res], axis=0),
-        )
-
-    fitted = est._run_em(
-        e_step, stats0, total("q_sum"), design, hp, n, name="DawidSkene/distributed"
-    )
-    est._set_fitted(*fitted, n_items=n)
-    n_cov = int(total("n_covered"))
-    if n_known == 0 and hp["class_prior"] is None and n_cov:
-        # (the posteriors stay on the workers: the check uses the prior only)
-        est._check_prior_collapse(total("mv_sum") / n_cov)
-    est.partition_info_ = {
-        "n_partitions": parts.n_partitions,
-        "n_items": n,
-        "n_votes": int(counts.sum()),
-        "engine": parts.engine,
-    }
-    return est
-
-
-def _meta_of(estimator: Any) -> _Meta:
-    from sklearn.utils.validation import check_is_fitted
-
-    check_is_fitted(estimator, "classes_")
-    return _Meta(
-        int(estimator.n_sources_), int(estimator.n_classes_),
-        np.asarray(estimator.source_names_), np.asarray(estimator.classes_),
-    )
-
-
-def predict_proba(estimator: Any, L: Any) -> Any:
-    """Posteriors of partitioned votes with a fitted aggregator (any wsagg aggregator).
-
-    A Dask array of votes gives a Dask array ``(n, k)`` (``map_blocks``, lazy); a
-    :class:`VotePartitions`, Dask DataFrame or list of files gives a list of
-    ``(item_ids, proba)`` per partition, computed now — for data larger than memory use
-    :func:`write_posteriors` instead.
-    """
-    import dask.array as da
-
-    meta = _meta_of(estimator)
-    if isinstance(L, da.Array):
-        if L.ndim != 2 or L.shape[1] != meta.n_sources:
-            raise ValueError(
-                f"The Dask array has shape {L.shape} but the estimator was fitted with "
-                f"{meta.n_sources} sources; pass (n, {meta.n_sources}) votes."
-            )
-        if len(L.chunks[1]) > 1:
-            L = L.rechunk({1: -1})
-        return L.map_blocks(
-            _block_proba, estimator, meta, dtype=np.float64,
-            chunks=(L.chunks[0], (meta.n_classes,)),
-        )
-    parts, _ = as_partitions(L, None, meta.n_classes)
-    _check_parts_meta(parts, meta)
-    runner = _Runner(parts)
-    try:
-        return runner.map(_proba_task, meta, estimator)
-    finally:
-        runner.close()
-
-
-def _block_proba(block: np.ndarray, estimator: Any, meta: _Meta) -> np.ndarray:
-    if block.shape[0] == 0:
-        return np.zeros((0, meta.n_classes))
-    return estimator.predict_proba(_dense_to_lm(block, meta, None))
-
-
-def _check_parts_meta(parts: VotePartitions, meta: _Meta) -> None:
-    if parts.n_sources is not None and parts.n_sources >= 0 and parts.n_sources != meta.n_sources:
-        raise ValueError(
-            f"The partitions have {parts.n_sources} sources but the estimator was fitted "
-            f"with {meta.n_sources}."
-        )
-
-
-def write_posteriors(estimator: Any, L: Any, path: str | os.PathLike) -> list[Path]:
-    """Write the posteriors of each partition to ``path/part-XXXXX.parquet`` where the
-    partition is processed (worker or stream); nothing but row counts reaches the driver.
-
-    Each file has a column ``item`` (the item ids) and one column ``proba_<class>`` per
-    class. Returns the file paths, in partition order.
-    """
-    meta = _meta_of(estimator)
-    parts, _ = as_partitions(L, None, meta.n_classes)
-    _check_parts_meta(parts, meta)
-    out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
-    files = [str(out / f"part-{i:05d}.parquet") for i in range(parts.n_partitions)]
-    columns = [f"proba_{c}" for c in meta.classes]
-    runner = _Runner(parts)
-    try:
-        # one task per partition; each gets its own file name
-        desc = parts.description
-        if parts.engine == "stream":
-            for i, item in enumerate(runner.items):
-                _guard(_load_then, desc[i])(_write_task, item, meta, estimator, files[i], columns)
-        else:
-            import dask
-
-            tasks = [
-                dask.delayed(_guard(_write_task, desc[i]), pure=False)(
-                    item, meta, estimator, files[i], columns
-                )
-                for i, item in enumerate(runner.items)
-            ]
-            runner._compute(tasks)
-    finally:
-        runner.close()
-    return [Path(f) for f in files]

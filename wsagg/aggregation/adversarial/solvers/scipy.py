@@ -34,7 +34,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.optimize import Bounds, minimize
 
-from wsagg._adversarial_constraints import DualProblem
+from wsagg.aggregation.adversarial.constraints import DualProblem
 
 __all__ = ["kkt_violation", "newton_polish", "solve_lbfgsb"]
 

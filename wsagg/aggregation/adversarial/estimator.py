@@ -49,17 +49,19 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.special import softmax
 
-from wsagg._adversarial_constraints import (
+from wsagg.aggregation.adversarial.constraints import (
     FAMILIES,
     DualProblem,
+    check_labeled_set,
     family_operator,
     family_trials,
     group_patterns,
+    labeled_statistics,
     min_widening_factor,
     wilson_interval,
 )
 from wsagg.base import BaseAggregator, _is_partitioned
-from wsagg.labels import LabelMatrix, as_label_matrix, check_known_labels
+from wsagg.labels import LabelMatrix, as_label_matrix
 
 __all__ = ["AdversarialLogLoss"]
 
@@ -75,7 +77,7 @@ class AdversarialLogLoss(BaseAggregator):
     n_classes : int, optional
         Number of classes ``k``; inferred from the votes (and ``y``) when ``None``.
     constraints : {"accuracy", "class_accuracy", "confusion"}
-        Constraint family (see :mod:`wsagg._adversarial_constraints`): per-source accuracy
+        Constraint family (see :mod:`.constraints`): per-source accuracy
         (the paper's), per-source per-class precision ``P(y = l | h_j = l)``, or the full
         ``P(y = c | h_j = l')``.
     class_frequency : bool
@@ -247,14 +249,13 @@ class AdversarialLogLoss(BaseAggregator):
         :class:`wsagg.distributed.VotePartitions`; ``y`` then aligned with them, or a small
         in-memory ``L_labeled``/``y_labeled``): each partition reduces its items to a table
         of distinct vote patterns and the driver solves the same dual, so the result equals
-        the in-memory fit (see :mod:`wsagg._distributed_adversarial`).
+        the in-memory fit (see :mod:`.partitioned`).
         """
+        self._reset_fitted()
         if _is_partitioned(L):
-            from wsagg._distributed_adversarial import fit_partitioned
-
-            return fit_partitioned(self, L, y, L_labeled=L_labeled, y_labeled=y_labeled)
+            self._fit_partitioned(L, y, L_labeled=L_labeled, y_labeled=y_labeled)
+            return self
         self._check_params()
-        self.__dict__.pop("partition_info_", None)  # set by partitioned fits only
         if L_labeled is not None or y_labeled is not None:
             if L_labeled is None or y_labeled is None:
                 raise ValueError("Pass both L_labeled and y_labeled (or neither).")
@@ -269,15 +270,7 @@ class AdversarialLogLoss(BaseAggregator):
                 lm_b = as_label_matrix(L_labeled, y=np.asarray(y_labeled))
                 k_hint = max(lm_a.n_classes, lm_b.n_classes)
             lm = as_label_matrix(L, n_classes=k_hint)
-            lm_lab = as_label_matrix(L_labeled, n_classes=k_hint)
-            if lm_lab.n_sources != lm.n_sources:
-                raise ValueError(
-                    f"L_labeled has {lm_lab.n_sources} sources but L has {lm.n_sources}; the "
-                    "labeled set must be voted on by the same sources, in the same order."
-                )
-            y_lab = check_known_labels(y_labeled, lm_lab)
-            if (y_lab < 0).any():
-                raise ValueError("y_labeled must hold a class for every labeled item (no -1).")
+            lm_lab, y_lab = check_labeled_set(L_labeled, y_labeled, k_hint, lm.n_sources)
             self.classes_ = lm.classes
             self.n_classes_ = lm.n_classes
             self.n_sources_ = lm.n_sources
@@ -287,6 +280,18 @@ class AdversarialLogLoss(BaseAggregator):
         lm, y_idx = self._validate_fit(L, y)
         self._fit(lm, y_idx)
         return self
+
+    def _fit_partitioned(
+        self, L: Any, y: Any = None, *, L_labeled: Any = None, y_labeled: Any = None
+    ) -> None:
+        from wsagg.aggregation.adversarial.partitioned import fit_partitioned
+
+        fit_partitioned(self, L, y, L_labeled=L_labeled, y_labeled=y_labeled)
+
+    def _predict_partitioned(self, L: Any) -> Any:
+        from wsagg.distributed import predict_proba
+
+        return predict_proba(self, L)
 
     def fit_predict_proba(self, L: Any, y: Any = None, **kwargs: Any) -> np.ndarray:
         """``fit(L, y, ...)`` then ``predict_proba(L)``."""
@@ -378,7 +383,7 @@ class AdversarialLogLoss(BaseAggregator):
         k: int,
     ) -> None:
         """Fit from the sufficient statistics of the data (shared by the in-memory and the
-        partitioned fit, :mod:`wsagg._distributed_adversarial`).
+        partitioned fit, :mod:`wsagg.aggregation.adversarial.partitioned`).
 
         ``Vu`` (``U x m k``) and ``counts`` (``U``): the distinct one-hot vote patterns of
         the target items and their multiplicities, as :func:`group_patterns` returns them;
@@ -561,14 +566,14 @@ class AdversarialLogLoss(BaseAggregator):
             return {"theta": np.zeros(0), "objective": problem.objective(np.zeros(0)),
                     "status": "optimal", "n_iter": 0, "message": "no constraints", "kkt": 0.0}
         if self.solver == "cvxpy":
-            from wsagg._adversarial_cvxpy import solve_cvxpy
+            from wsagg.aggregation.adversarial.solvers.cvxpy import solve_cvxpy
 
             return solve_cvxpy(problem, solver=self.cvxpy_solver)
         if self.solver == "torch":
-            from wsagg._adversarial_torch import solve_torch
+            from wsagg.aggregation.adversarial.solvers.torch import solve_torch
 
             return solve_torch(problem, device=self.device, tol=self.tol, max_iter=self.max_iter)
-        from wsagg._adversarial_scipy import solve_lbfgsb
+        from wsagg.aggregation.adversarial.solvers.scipy import solve_lbfgsb
 
         return solve_lbfgsb(problem, tol=self.tol, max_iter=self.max_iter)
 
@@ -583,22 +588,6 @@ class AdversarialLogLoss(BaseAggregator):
 
     def _predict_proba(self, lm: LabelMatrix) -> np.ndarray:
         return softmax(self._scores(lm), axis=1)
-
-
-def labeled_statistics(labeled: LabelMatrix, y_lab: np.ndarray) -> dict:
-    """What the intervals need from labeled items (all sums over items, so partitions add):
-    ``vote_class`` (``m k x k``, votes of (source, class) on items of each true class),
-    ``votes`` (``m k``), ``classes`` (``k``, true-class counts) and ``n_items``."""
-    k = labeled.n_classes
-    Vl = labeled.one_hot()
-    Y = np.zeros((labeled.n_items, k))
-    Y[np.arange(labeled.n_items), y_lab] = 1.0
-    return {
-        "vote_class": np.asarray(Vl.T @ Y),
-        "votes": np.asarray(Vl.sum(axis=0)).ravel(),
-        "classes": Y.sum(axis=0),
-        "n_items": int(labeled.n_items),
-    }
 
 
 def _parse_bounds(bounds: Any, size: int, name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """Reference solver of the adversarial log-loss dual with cvxpy (exponential-cone program).
 
-Solves exactly the problem of :class:`~wsagg._adversarial_constraints.DualProblem`, in
+Solves exactly the problem of :class:`~wsagg.aggregation.adversarial.constraints.DualProblem`, in
 per-item units (multiplicities divided by ``N``; in count units Clarabel reports numerical
 errors on some of An & Dasgupta's data sets), as a disciplined convex program:
 ``c/N . log_sum_exp(S, axis=1) - theta.s/N + (e/N).|theta|``. The solver's status is
@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from wsagg._adversarial_constraints import DualProblem
+from wsagg.aggregation.adversarial.constraints import DualProblem
 
 __all__ = ["check_status", "solve_cvxpy"]
 

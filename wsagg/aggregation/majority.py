@@ -117,6 +117,11 @@ class MajorityVote(BaseAggregator):
                 raise ValueError(f"prior must be a distribution over the {k} classes.")
         self.class_prior_ = prior
 
+    def _predict_partitioned(self, L: Any) -> Any:
+        from wsagg.distributed import predict_proba
+
+        return predict_proba(self, L)
+
     def _predict_proba(self, lm: LabelMatrix) -> np.ndarray:
         counts = lm.class_counts(self.weights_)
         total = counts.sum(axis=1, keepdims=True)

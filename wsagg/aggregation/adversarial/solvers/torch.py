@@ -6,7 +6,7 @@ sparse matrix-vector product with the design ``X`` (class-major, see
 for the gradient — ``O(nnz(X))`` work that a GPU does well. This module evaluates that
 oracle with torch (float64, sparse CSR) on ``device`` and hands the small ``d``-dimensional
 optimisation (``d <= k + m k^2`` weights) to the same driver as the scipy solver
-(:mod:`wsagg._adversarial_scipy`: L-BFGS-B, then active-set Newton whose ``d x d`` Hessian
+(:mod:`.scipy`: L-BFGS-B, then active-set Newton whose ``d x d`` Hessian
 is assembled on the host): per iteration only a ``d``-vector crosses between host and
 device.
 """
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from wsagg._adversarial_constraints import DualProblem
-from wsagg._adversarial_scipy import solve_lbfgsb
+from wsagg.aggregation.adversarial.constraints import DualProblem
+from wsagg.aggregation.adversarial.solvers.scipy import solve_lbfgsb
 
 __all__ = ["make_torch_oracle", "solve_torch"]
 

@@ -1,0 +1,221 @@
+"""Dawid-Skene EM as pure functions: the design matrix, the E-step table, the M-step.
+
+Nothing here holds state: the estimator (:mod:`.estimator`) and the partitioned fit
+(:mod:`.partitioned`) both drive these functions, which is why the two agree to rounding
+error. Notation and model: see the docstring of :mod:`wsagg.aggregation.dawid_skene`.
+
+* :func:`design` builds ``X`` (items x outcome columns): the one-hot votes ``V`` (``n x m k``)
+  and, under ``abstain="model"``, presence columns.
+* :func:`log_parameter_table` turns the parameters into ``(T, b)`` so that the log joint of
+  every item and class is ``X T + b`` (the E-step is one sparse product and a softmax, in a
+  backend).
+* :func:`m_step` maps the sufficient statistics ``X^T q`` and ``q.sum(0)`` to MAP parameters
+  under Dirichlet (Beta) priors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from wsagg.aggregation.dawid_skene.backends.numpy import row_reduce
+from wsagg.labels import LabelMatrix
+
+__all__ = [
+    "Design",
+    "Params",
+    "build_design",
+    "initial_posterior",
+    "log_parameter_table",
+    "log_prior_density",
+    "m_step",
+    "resolve_abstain",
+    "vote_counts",
+]
+
+_FLOOR = 1e-300  # log floor: only reached with smoothing=0 and an empty count
+
+
+@dataclass
+class Params:
+    log_conf: np.ndarray  # (m, k, k): log Theta_j[c, l] (given a vote, under "model")
+    log_prior: np.ndarray  # (k,)
+    log_vote: np.ndarray | None = None  # (m, k): log a_j[c]   ("model" only)
+    log_abst: np.ndarray | None = None  # (m, k): log(1 - a_j[c])
+
+
+@dataclass
+class Design:
+    """The design matrix ``X`` and how its columns map to parameters."""
+
+    X: sp.csr_matrix
+    m: int
+    k: int
+    separate_presence: bool  # "model" with repeated votes: X = [V | P] (P = voted-or-not)
+
+
+def build_design(lm: LabelMatrix, abstain: str, separate: bool | None = None) -> Design:
+    """The design matrix of ``lm``: ``V`` (its one-hot vote counts), or ``[V | P]`` with the
+    presence columns ``P[i, j] = 1`` if source ``j`` voted on item ``i``.
+
+    ``separate=None``: ``[V | P]`` only under ``abstain="model"`` with repeated votes (else
+    ``V`` already tells presence). A bool forces the form whatever ``abstain`` is: the
+    partitioned engines (:mod:`wsagg.distributed`) decide it once for every partition.
+    """
+    m, k = lm.n_sources, lm.n_classes
+    V = lm.one_hot()
+    if separate is None:
+        separate = abstain == "model" and V.nnz > 0 and _repeated(V, k)
+    if not separate:
+        return Design(V, m, k, False)
+    V.sort_indices()
+    P = sp.csr_matrix((np.ones(V.nnz), V.indices // k, V.indptr.copy()), shape=(lm.n_items, m))
+    P.sum_duplicates()
+    P.data[:] = 1.0  # presence: voted at least once
+    return Design(sp.hstack([V, P], format="csr"), m, k, True)
+
+
+def _repeated(V: sp.csr_matrix, k: int) -> bool:
+    """Some source voted more than once on some item: a count > 1, or two columns of one
+    source's block in one row (adjacent once indices are sorted): O(nnz), no sort or hash."""
+    V.sort_indices()
+    src = V.indices // k
+    starts = np.zeros(V.nnz, dtype=bool)
+    starts[V.indptr[:-1][V.indptr[:-1] < V.nnz]] = True
+    return bool(V.data.max() > 1) or bool(np.any(~starts[1:] & (src[1:] == src[:-1])))
+
+
+def log_parameter_table(p: Params, d: Design) -> tuple[np.ndarray, np.ndarray]:
+    """Log-parameter table (columns of X -> classes) and the constant row ``(k,)``."""
+    m, k = d.m, d.k
+    conf_t = np.transpose(p.log_conf, (0, 2, 1))  # (m, l, c)
+    offset = p.log_prior.copy()
+    if p.log_vote is None:
+        return conf_t.reshape(m * k, k), offset
+    assert p.log_abst is not None
+    gain = p.log_vote - p.log_abst  # (m, c): voting instead of abstaining
+    offset += p.log_abst.sum(axis=0)  # every source abstains ...
+    if d.separate_presence:  # ... except those that voted (presence columns)
+        return np.vstack([conf_t.reshape(m * k, k), gain]), offset
+    return (conf_t + gain[:, None, :]).reshape(m * k, k), offset
+
+
+def _counts(stats: np.ndarray, d: Design) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``X.T @ q`` into vote counts ``N[j, c, l]`` and presence counts ``A[j, c]``."""
+    m, k = d.m, d.k
+    N = np.transpose(stats[: m * k].reshape(m, k, k), (0, 2, 1))  # (m, c, l)
+    A = stats[m * k :] if d.separate_presence else N.sum(axis=2)
+    return N, A
+
+
+def _safe_log(x: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(x, _FLOOR))
+
+
+def m_step(
+    stats: np.ndarray,
+    q_sum: np.ndarray,
+    d: Design,
+    hp: dict[str, Any],
+) -> Params:
+    """MAP update from the sufficient statistics (see the module docstring)."""
+    k = d.k
+    s, dg, beta = hp["smoothing"], hp["diagonal_smoothing"], hp["prior_smoothing"]
+    N, A = _counts(stats, d)
+    eye = np.eye(k)
+    if hp["model"] == "one-coin":
+        votes = N.sum(axis=(1, 2))
+        correct = np.einsum("jcc->j", N)
+        acc = (correct + s + dg) / np.maximum(votes + k * s + dg, _FLOOR)
+        acc = np.where(votes + k * s + dg > 0, acc, 1.0 / k)
+        wrong = (1.0 - acc) / (k - 1)
+        conf = wrong[:, None, None] * (1 - eye) + acc[:, None, None] * eye
+    else:
+        num = N + s + dg * eye
+        den = num.sum(axis=2, keepdims=True)
+        conf = np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0 / k)
+    if hp["class_prior"] is not None:
+        log_prior = np.log(hp["class_prior"])
+    else:
+        prior = (q_sum + beta) / (q_sum.sum() + k * beta)
+        log_prior = _safe_log(prior)
+    p = Params(log_conf=_safe_log(conf), log_prior=log_prior)
+    if hp["abstain"] == "model":
+        vote = (A + s) / np.maximum(q_sum[None, :] + 2 * s, _FLOOR)
+        vote = np.clip(vote, 0.0, 1.0)
+        p.log_vote = _safe_log(vote)
+        p.log_abst = _safe_log(1.0 - vote)
+    return p
+
+
+def log_prior_density(p: Params, hp: dict[str, Any]) -> float:
+    """Log Dirichlet/Beta prior densities of the parameters, constants dropped."""
+    s, dg, beta = hp["smoothing"], hp["diagonal_smoothing"], hp["prior_smoothing"]
+    k = p.log_prior.shape[0]
+    out = 0.0
+    if hp["model"] == "one-coin":
+        acc = np.exp(np.einsum("jcc->jc", p.log_conf)[:, 0])
+        out += float((s + dg) * _safe_log(acc).sum() + (k - 1) * s * _safe_log(1 - acc).sum())
+    else:
+        out += float(s * p.log_conf.sum() + dg * np.einsum("jcc->", p.log_conf))
+    if hp["class_prior"] is None:
+        out += float(beta * p.log_prior.sum())
+    if p.log_vote is not None:
+        assert p.log_abst is not None
+        out += float(s * (p.log_vote.sum() + p.log_abst.sum()))
+    return out
+
+
+def initial_posterior(
+    lm: LabelMatrix, known: np.ndarray | None, design: Design | None = None
+) -> np.ndarray:
+    """Soft majority vote (normalised vote counts), uniform for items without a vote.
+
+    With the ``design``, the counts are one more sparse product ``X @ B`` (``B`` maps each
+    vote column ``j k + l`` to class ``l``), the cheapest pass over the votes."""
+    k = lm.n_classes
+    if design is not None:
+        B = np.zeros((design.X.shape[1], k))
+        B[: design.m * k] = np.tile(np.eye(k), (design.m, 1))
+        q = np.asarray(design.X @ B)
+        tot = row_reduce(q, np.add)
+        covered = tot > 0
+        np.divide(q, tot[:, None], out=q, where=covered[:, None])
+    else:
+        tot = np.bincount(lm.item, minlength=lm.n_items).astype(np.float64)
+        w = 1.0 / tot[lm.item]  # each vote's share of its item: O(votes)
+        q = np.bincount(lm.item * k + lm.label, weights=w, minlength=lm.n_items * k)
+        # float even without votes (numpy's bincount of nothing is integer, which would
+        # truncate the uniform 1/k below to 0)
+        q = q.reshape(lm.n_items, k).astype(np.float64, copy=False)
+        covered = tot > 0
+    q[~covered] = 1.0 / k
+    if known is not None:
+        idx = np.flatnonzero(known >= 0)
+        q[idx] = 0.0
+        q[idx, known[idx]] = 1.0
+    return q
+
+
+def vote_counts(lm: LabelMatrix) -> np.ndarray:
+    """``(m, k)`` number of votes of each source for each class."""
+    m, k = lm.n_sources, lm.n_classes
+    return np.bincount(lm.source * k + lm.label, minlength=m * k).reshape(m, k)
+
+
+def resolve_abstain(abstain: str, counts: np.ndarray, n_votes: int, n_items: int) -> str:
+    """``"auto"``: ``"model"`` for mostly-unipolar sources (labeling functions) with abstains.
+
+    ``counts`` is the ``(m, k)`` table of :func:`vote_counts` (summed over partitions in
+    :mod:`wsagg.distributed`)."""
+    if abstain != "auto":
+        return abstain
+    tot = counts.sum(axis=1)
+    active = tot >= 5
+    if not active.any() or n_votes >= n_items * counts.shape[0]:
+        return "ignore"
+    unipolar = counts[active].max(axis=1) >= 0.99 * tot[active]
+    return "model" if unipolar.mean() >= 0.5 else "ignore"
