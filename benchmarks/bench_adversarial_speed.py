@@ -76,21 +76,21 @@ def run(sizes, ks, m, cvxpy_max_n, device, torch_on, repeats=3, max_repeat_s=120
                    "fit_s": med["fit"], "fit_check": est.feasibility_check_,
                    "scipy_s": med["scipy"]}
             sc = outs["scipy"]
-            row["scipy_status"] = sc["status"]
-            row["scipy_iter"] = sc["n_iter"]
-            row["scipy_obj"] = sc["objective"]
+            row["scipy_status"] = sc.status
+            row["scipy_iter"] = sc.n_iter
+            row["scipy_obj"] = sc.objective
             if "cvxpy" in outs:
                 cv = outs["cvxpy"]
                 row["cvxpy_s"] = med["cvxpy"]
                 row["cvxpy_runs"] = len(times["cvxpy"])
-                row["cvxpy_status"] = cv["status"]
-                row["obj_diff"] = abs(sc["objective"] - cv["objective"])
-                row["max_prob_diff"] = float(np.abs(prob.proba(sc["theta"])
-                                                    - prob.proba(cv["theta"])).max())
+                row["cvxpy_status"] = cv.status
+                row["obj_diff"] = abs(sc.objective - cv.objective)
+                row["max_prob_diff"] = float(np.abs(prob.proba(sc.theta)
+                                                    - prob.proba(cv.theta)).max())
                 row["speedup"] = row["cvxpy_s"] / row["scipy_s"]
             if "torch" in outs:
                 row[f"torch_{device}_s"] = med["torch"]
-                row["torch_obj_diff"] = abs(outs["torch"]["objective"] - sc["objective"])
+                row["torch_obj_diff"] = abs(outs["torch"].objective - sc.objective)
             rows.append(row)
             print_table([row], floatfmt=".4g")
     return rows

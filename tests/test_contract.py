@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 from sklearn.base import clone
+from test_documented_attributes import _documented, _fitted
 
 from wsagg._registry import AGGREGATORS
 from wsagg.datasets import make_dawid_skene
 from wsagg.labels import as_label_matrix
-from test_documented_attributes import _documented, _fitted  # noqa: I001
 
 NAMES = sorted(AGGREGATORS)
 ATOL = 1e-6  # sums taken in another order (permutations, formats) agree to rounding error

@@ -37,7 +37,7 @@ def _data():
 
 def _fit_estimators():
     # the registered aggregators are covered by tests/test_contract.py (from the registry)
-    d, y = _data()
+    d, _ = _data()
     from wsagg.downstream import SoftLabelClassifier
 
     X = np.random.default_rng(0).normal(size=(300, 4))

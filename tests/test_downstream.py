@@ -303,7 +303,7 @@ def test_bad_X_and_device_errors():
     with pytest.raises(ValueError, match="fitted with 2"):
         clf.predict(np.ones((4, 3)))
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="CUDA is not available"):
+        with pytest.raises(ValueError, match="CUDA is not available"):
             SoftLabelClassifier(max_iter=1, device="cuda").fit(np.ones((4, 2)), Q)
     with pytest.raises(FloatingPointError, match="diverged"):
         SoftLabelClassifier(optimizer="gd", lr=1e200, max_iter=5, progress=False).fit(

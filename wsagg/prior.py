@@ -41,6 +41,7 @@ from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from wsagg._validation import user_stacklevel
 from wsagg.exceptions import DoubleCorrectionWarning
 
 __all__ = [
@@ -505,7 +506,7 @@ def check_double_correction(
     *,
     sample_weight: Any = None,
     max_log_ratio: float = float(np.log(2.0)),
-    stacklevel: int = 2,
+    stacklevel: int | None = None,
     what: str = "the rebalancing prior",
 ) -> bool:
     """Warn when the prior used for rebalancing is not the class marginal of the targets.
@@ -518,7 +519,8 @@ def check_double_correction(
     marginal is tail-inflated, and adjusting by the pool's class counts removes the
     imbalance a second time. The check warns with a :class:`DoubleCorrectionWarning` if
     :math:`\\max_y |\\log(\\bar q_y / \\pi_y)| >` ``max_log_ratio`` (default: a factor 2),
-    and returns whether it warned.
+    and returns whether it warned. ``stacklevel`` (default: the caller outside wsagg)
+    is passed to :func:`warnings.warn`.
     """
     p = check_proba(soft_labels, name="soft_labels")
     k = p.shape[1]
@@ -537,7 +539,7 @@ def check_double_correction(
             "(class_prior='auto'), or first swap the soft labels to the pool prior "
             "(PriorCorrector(target_prior='em')).",
             DoubleCorrectionWarning,
-            stacklevel=stacklevel,
+            stacklevel=user_stacklevel() if stacklevel is None else stacklevel,
         )
         return True
     return False

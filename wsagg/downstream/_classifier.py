@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +15,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from wsagg._torch import resolve_device
+from wsagg._validation import warn
 from wsagg.downstream._losses import soft_cross_entropy
 from wsagg.downstream._optim import make_optimizer
 from wsagg.prior import (
@@ -218,7 +219,7 @@ class SoftLabelClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = classes
         self.n_features_in_ = Xc.shape[1]
         self._dtype = torch.float64 if self.dtype == "float64" else torch.float32
-        self._device = _resolve_device(self.device)
+        self._device = resolve_device(self.device)
 
         seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
         gen = torch.Generator().manual_seed(seed)
@@ -235,7 +236,7 @@ class SoftLabelClassifier(ClassifierMixin, BaseEstimator):
         if not (isinstance(self.class_prior, str) and self.class_prior == "auto") and (
             self.loss in _REBALANCING_LOSSES or self.posthoc == "logit_adjust"
         ):
-            check_double_correction(Q, prior, sample_weight=s, stacklevel=3,
+            check_double_correction(Q, prior, sample_weight=s,
                                     what=f"class_prior={self.class_prior!r}"[:60])
         uses_prior = (
             self.loss in ("logit_adjusted", "balanced_softmax")
@@ -252,13 +253,11 @@ class SoftLabelClassifier(ClassifierMixin, BaseEstimator):
         self.class_prior_ = prior
         self.class_weight_ = self._class_weight(prior, k)
         if self.posthoc == "logit_adjust" and self.loss in _REBALANCING_LOSSES:
-            warnings.warn(
+            warn(
                 f"posthoc='logit_adjust' on a model trained with loss={self.loss!r} corrects "
                 "the class prior twice (the loss already targets the balanced posterior). Use "
                 "posthoc=None, or 'p2p' to remove only the residual bias.",
-                DoubleCorrectionWarning,
-                stacklevel=2,
-            )
+                DoubleCorrectionWarning)
 
         # validation split -------------------------------------------------------------
         X_val = Q_val = None
@@ -586,16 +585,6 @@ def _sample_weight(w: Any, n: int) -> np.ndarray:
     return np.ones(n) if w is None else _check_sample_weight(w, n)
 
 
-def _resolve_device(device: Any) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device={device!r} but CUDA is not available in this torch build; use "
-            "device='cpu' or 'auto'."
-        )
-    return dev
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

@@ -37,6 +37,7 @@ from wsagg.labels import LabelMatrix, as_label_matrix, check_known_labels
 __all__ = [
     "FAMILIES",
     "DualProblem",
+    "SolverResult",
     "check_labeled_set",
     "family_operator",
     "family_trials",
@@ -47,6 +48,23 @@ __all__ = [
 ]
 
 FAMILIES = ("accuracy", "class_accuracy", "confusion")
+
+
+@dataclass(frozen=True)
+class SolverResult:
+    """What every solver of the dual returns.
+
+    ``status``: ``"optimal"``, ``"inaccurate"`` (stopped before the KKT tolerance) or
+    ``"infeasible"`` (a negative dual objective certifies an empty polytope);
+    ``objective``: the dual objective (the game value when optimal); ``kkt``: the KKT
+    violation of ``theta`` (``nan`` where the solver does not compute it)."""
+
+    theta: np.ndarray
+    objective: float
+    status: str
+    n_iter: int
+    message: str
+    kkt: float = float("nan")
 # largest U * d for which the Hessian's M (U x d) is formed densely (128 MiB)
 _DENSE_GRAM_MAX = 2**24
 

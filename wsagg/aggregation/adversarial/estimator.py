@@ -41,17 +41,19 @@ See ``docs/adversarial.md`` for the derivation.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy.special import softmax
+from sklearn.exceptions import ConvergenceWarning
 
+from wsagg._validation import warn
 from wsagg.aggregation.adversarial.constraints import (
     FAMILIES,
     DualProblem,
+    SolverResult,
     check_labeled_set,
     family_operator,
     family_trials,
@@ -446,7 +448,7 @@ class AdversarialLogLoss(BaseAggregator):
             check = "lp"
         result = self._solve(problem)
         if self.check_feasibility and self.solver != "cvxpy":
-            if result["status"] == "optimal" and result["objective"] >= -1e-9:
+            if result.status == "optimal" and result.objective >= -1e-9:
                 # KKT certificate: the max-entropy labeling z_u = c_u softmax(S_u) satisfies
                 # |A z - s| <= e up to the KKT tolerance, so the polytope is non-empty
                 check = "dual"
@@ -455,23 +457,22 @@ class AdversarialLogLoss(BaseAggregator):
                 check = "lp"
                 if widening != 1.0:
                     result = self._solve(problem)
-        if result["objective"] < -1e-9:
+        if result.objective < -1e-9:
             raise ValueError(
                 "The adversarial dual is unbounded below (objective "
-                f"{result['objective']:.3g} < 0 certifies that the constraint polytope is "
+                f"{result.objective:.3g} < 0 certifies that the constraint polytope is "
                 "empty). Use check_feasibility=True with on_infeasible='widen', or more "
                 "labeled items."
             )
-        theta = result["theta"]
+        theta = result.theta
         if not np.all(np.isfinite(theta)):
             raise RuntimeError(f"Solver {self.solver!r} returned non-finite weights.")
-        if result["status"] != "optimal" and self.solver != "cvxpy":
-            warnings.warn(
+        if result.status != "optimal" and self.solver != "cvxpy":
+            warn(
                 f"Solver {self.solver!r} stopped before full accuracy (KKT violation "
-                f"{result.get('kkt', float('nan')):.2g}; {result['message']}). Increase "
+                f"{result.kkt:.2g}; {result.message}). Increase "
                 "max_iter or try solver='cvxpy'.",
-                RuntimeWarning,
-                stacklevel=3,
+                ConvergenceWarning,
             )
 
         gamma = theta[:k] if has_bias else np.zeros(k)
@@ -488,10 +489,10 @@ class AdversarialLogLoss(BaseAggregator):
         else:
             self.source_weights_ = tw.reshape(m, k, k)
         self.class_prior_ = softmax(gamma)
-        self.game_value_ = float(result["objective"])
-        self.solver_status_ = result["status"]
-        self.n_iter_ = int(result["n_iter"])
-        self.kkt_violation_ = float(result.get("kkt", np.nan))
+        self.game_value_ = float(result.objective)
+        self.solver_status_ = result.status
+        self.n_iter_ = int(result.n_iter)
+        self.kkt_violation_ = float(result.kkt)
         self.widening_factor_ = widening
         self.feasibility_factor_ = t_star
         self.feasibility_check_ = check
@@ -561,10 +562,10 @@ class AdversarialLogLoss(BaseAggregator):
                           "class": np.arange(k)})
         return {"weights": w, "classes": c}
 
-    def _solve(self, problem: DualProblem) -> dict:
+    def _solve(self, problem: DualProblem) -> SolverResult:
         if problem.dim == 0:
-            return {"theta": np.zeros(0), "objective": problem.objective(np.zeros(0)),
-                    "status": "optimal", "n_iter": 0, "message": "no constraints", "kkt": 0.0}
+            return SolverResult(np.zeros(0), problem.objective(np.zeros(0)), "optimal", 0,
+                                "no constraints", 0.0)
         if self.solver == "cvxpy":
             from wsagg.aggregation.adversarial.solvers.cvxpy import solve_cvxpy
 

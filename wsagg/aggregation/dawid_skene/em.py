@@ -26,6 +26,7 @@ from wsagg.labels import LabelMatrix
 
 __all__ = [
     "Design",
+    "EMResult",
     "Params",
     "build_design",
     "initial_posterior",
@@ -45,6 +46,20 @@ class Params:
     log_prior: np.ndarray  # (k,)
     log_vote: np.ndarray | None = None  # (m, k): log a_j[c]   ("model" only)
     log_abst: np.ndarray | None = None  # (m, k): log(1 - a_j[c])
+
+
+@dataclass(frozen=True)
+class EMResult:
+    """The outcome of one EM run."""
+
+    params: Params
+    history: np.ndarray  # the MAP objective after the initial M-step and each iteration
+    n_iter: int
+    converged: bool
+
+    @property
+    def objective(self) -> float:
+        return float(self.history[-1])
 
 
 @dataclass

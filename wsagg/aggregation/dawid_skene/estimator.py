@@ -71,11 +71,12 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
+from wsagg._validation import warn
 from wsagg.aggregation.dawid_skene.backends import make_backend
 from wsagg.aggregation.dawid_skene.backends.numpy import col_sum
 from wsagg.aggregation.dawid_skene.em import (
     Design,
-    Params,
+    EMResult,
     build_design,
     initial_posterior,
     log_parameter_table,
@@ -154,7 +155,7 @@ def _select_diagonal(
             hp_g = {**hp, "diagonal_smoothing": float(dg)}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                proba = est._em_in_memory(backend, design, q0, hp_g)[4][held]
+                proba = est._em_in_memory(backend, design, q0, hp_g)[1][held]
             y_held = known[held]
             correct[g] += np.count_nonzero(proba.argmax(axis=1) == y_held)
             loglik[g] += np.log(np.maximum(proba[np.arange(held.size), y_held], _FLOOR)).sum()
@@ -435,17 +436,17 @@ class DawidSkene(BaseAggregator):
                 if known is not None:
                     idx = np.flatnonzero(known >= 0)
                     q_start[idx] = q0[idx]
-            result = self._em_in_memory(backend, design, q_start, hp)
+            result, proba = self._em_in_memory(backend, design, q_start, hp)
             if self.verbose:
                 print(
-                    f"[DawidSkene] run {run}: objective {result[1][-1]:.6f} after "
-                    f"{result[2]} iterations, converged={result[3]}"
+                    f"[DawidSkene] run {run}: objective {result.objective:.6f} after "
+                    f"{result.n_iter} iterations, converged={result.converged}"
                 )
-            if best is None or result[1][-1] > best[1][-1]:
-                best = result
+            if best is None or result.objective > best[0].objective:
+                best = result, proba
         assert best is not None
-        *fitted, proba = best
-        self._set_fitted(*fitted, n_items=lm.n_items)
+        result, proba = best
+        self._set_fitted(result, n_items=lm.n_items)
         if known is None and hp["class_prior"] is None:
             # class shares over the covered items: of the soft majority vote q0 and of the
             # posterior (uncovered items are uniform in q0 and follow the prior in proba)
@@ -478,25 +479,23 @@ class DawidSkene(BaseAggregator):
         hp["abstain"] = self.abstain_
         silent = np.flatnonzero(counts.sum(axis=1) == 0)
         if silent.size:
-            warnings.warn(
+            warn(
                 f"{silent.size} source(s) never vote (e.g. {source_names[silent[0]]!r}); "
                 "their confusion matrices stay at the smoothing prior and do not affect the "
                 "posteriors. Drop them to save memory.",
-                UserWarning,
-                stacklevel=4,
-            )
+                UserWarning)
         self.cv_results_ = None
         self.diagonal_smoothing_ = hp["diagonal_smoothing"]
 
     def _em_in_memory(
         self, backend: Any, design: Design, q0: np.ndarray, hp: dict[str, Any]
-    ) -> tuple[Params, list[float], int, bool, np.ndarray]:
+    ) -> tuple[EMResult, np.ndarray]:
         """:meth:`_run_em` on an in-memory backend from the posterior ``q0``; also returns
         the unclamped posterior of the last E-step."""
         result = self._run_em(
             backend.e_step, backend.stats(q0), backend.sum_rows(q0), design, hp, backend.n
         )
-        return (*result, backend.last_posterior())
+        return result, backend.last_posterior()
 
     def _run_em(
         self,
@@ -507,12 +506,13 @@ class DawidSkene(BaseAggregator):
         hp: dict[str, Any],
         n_items: int,
         name: str = "DawidSkene",
-    ) -> tuple[Params, list[float], int, bool]:
+    ) -> EMResult:
         """The EM loop, from the sufficient statistics ``X.T @ q0`` and ``q0.sum(0)`` of the
         initial posterior. ``e_step(table, offset)`` returns ``(loglik, X.T @ q, q.sum(0))``
         at the parameters of the log-parameter table (:func:`.em.log_parameter_table`),
-        however the sums over the items are computed (one backend, or partitions). Stops when the objective changes
-        by at most ``tol * n_items``; returns ``(params, history, n_iter, converged)``."""
+        however the sums over the items are computed (one backend, or partitions). Stops
+        when the objective changes by at most ``tol * n_items``; returns an
+        :class:`EMResult`."""
         params = m_step(stats0, qsum0, design, hp)
         loglik, stats, q_sum = e_step(*log_parameter_table(params, design))
         obj = loglik + log_prior_density(params, hp)
@@ -531,13 +531,14 @@ class DawidSkene(BaseAggregator):
                 converged = True
                 break
             obj = new
-        return params, history, n_iter, converged
+        return EMResult(params, np.asarray(history), n_iter, converged)
 
-    def _set_fitted(
-        self, params: Params, history: list[float], n_iter: int, converged: bool, n_items: int
-    ) -> None:
+    def _set_fitted(self, result: EMResult, n_items: int) -> None:
         """The fitted attributes of the kept EM run, and a ``ConvergenceWarning`` if it hit
         ``max_iter``."""
+        params, history, n_iter, converged = (
+            result.params, result.history, result.n_iter, result.converged
+        )
         self._params = params
         self.n_iter_ = n_iter
         self.converged_ = converged
@@ -550,13 +551,12 @@ class DawidSkene(BaseAggregator):
             conf = np.concatenate([conf * vote[:, :, None], (1.0 - vote)[:, :, None]], axis=2)
         self.confusion_ = conf
         if not converged and self.max_iter > 0:
-            warnings.warn(
+            warn(
                 f"DawidSkene did not converge in max_iter={self.max_iter} iterations (last "
                 f"objective change {history[-1] - history[-2]:.3g}, tol={self.tol} per item "
                 f"x {n_items} items). Increase max_iter, loosen tol, add smoothing, or "
                 "check for sources that never fire.",
                 ConvergenceWarning,
-                stacklevel=4,
             )
 
     def _check_prior_collapse(
@@ -574,16 +574,14 @@ class DawidSkene(BaseAggregator):
             if post_share is not None:
                 what = "prior or the predicted share"
                 predicted = f", predicted share {post_share[c]:.3g}"
-            warnings.warn(
+            warn(
                 f"Prior collapse: EM drove the {what} of {collapsed.size} class(es) far below "
                 f"their majority-vote share (class {self.classes_[c]!r}: prior "
                 f"{prior[c]:.3g}{predicted} vs {mv_share[c]:.3g}). This is a degenerate "
                 "fixed point, common on labeling-function data that breaks conditional "
                 "independence. Pass known labels y for some items, fix class_prior, try "
                 "abstain='model', or use MajorityVote.",
-                PriorCollapseWarning,
-                stacklevel=4,
-            )
+                PriorCollapseWarning)
 
     # -- prediction ----------------------------------------------------------------------
     def _predict_proba(self, lm: LabelMatrix) -> np.ndarray:

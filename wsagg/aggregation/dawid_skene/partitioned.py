@@ -24,13 +24,13 @@ Learning on Multicore", NeurIPS.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from wsagg._validation import warn
 from wsagg.aggregation.dawid_skene.backends.numpy import NumpyBackend
 from wsagg.aggregation.dawid_skene.em import (
     Design,
@@ -111,14 +111,12 @@ def _fit_em(est: Any, parts: Any, runner: Runner) -> Any:
     est.source_names_ = meta.source_names
     n_known = int(total("n_known"))
     if hp["auto_diagonal"] and n_known > 0:
-        warnings.warn(
+        warn(
             "diagonal_smoothing='auto' chooses d by cross-validation on the known labels "
             "only for in-memory fits; this partitioned fit uses the unsupervised default "
             f"d={hp['diagonal_smoothing']:g}. Pass diagonal_smoothing=<float> (e.g. the "
             "diagonal_smoothing_ of an in-memory fit on a sample) to choose it.",
-            UserWarning,
-            stacklevel=3,
-        )
+            UserWarning)
     separate = est.abstain_ == "model" and bool(inits["repeats"])
     design = Design(None, m, k, separate)  # type: ignore[arg-type]  # X lives on workers
     stats0 = total("stats")
@@ -130,10 +128,10 @@ def _fit_em(est: Any, parts: Any, runner: Runner) -> Any:
         loglik, stats, q_sum = runner.map_reduce(_estep_task, meta, separate, table, offset)
         return float(loglik), stats, q_sum
 
-    fitted = est._run_em(
+    result = est._run_em(
         e_step, stats0, total("q_sum"), design, hp, n, name="DawidSkene/distributed"
     )
-    est._set_fitted(*fitted, n_items=n)
+    est._set_fitted(result, n_items=n)
     n_cov = int(total("n_covered"))
     if n_known == 0 and hp["class_prior"] is None and n_cov:
         # (the posteriors stay on the workers: the check uses the prior only)

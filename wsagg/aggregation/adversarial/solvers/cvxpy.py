@@ -14,7 +14,8 @@ import warnings
 
 import numpy as np
 
-from wsagg.aggregation.adversarial.constraints import DualProblem
+from wsagg._validation import warn
+from wsagg.aggregation.adversarial.constraints import DualProblem, SolverResult
 
 __all__ = ["check_status", "solve_cvxpy"]
 
@@ -24,12 +25,10 @@ def check_status(status: str, solver: str) -> str:
     if status == "optimal":
         return "optimal"
     if status == "optimal_inaccurate":
-        warnings.warn(
+        warn(
             f"cvxpy solver {solver} returned 'optimal_inaccurate' for the adversarial dual; "
             "the weights may be imprecise. Try solver='scipy' or another cvxpy_solver.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+            RuntimeWarning)
         return "inaccurate"
     hint = (
         " An unbounded dual means the constraint polytope is empty: use "
@@ -42,7 +41,9 @@ def check_status(status: str, solver: str) -> str:
     )
 
 
-def solve_cvxpy(problem: DualProblem, *, solver: str = "CLARABEL", verbose: bool = False) -> dict:
+def solve_cvxpy(
+    problem: DualProblem, *, solver: str = "CLARABEL", verbose: bool = False
+) -> SolverResult:
     """Solve the dual with cvxpy; returns ``theta``, ``objective``, ``status``."""
     try:
         import cvxpy as cp
@@ -79,10 +80,10 @@ def solve_cvxpy(problem: DualProblem, *, solver: str = "CLARABEL", verbose: bool
         raise RuntimeError(f"cvxpy solver {solver} failed on the adversarial dual: {err}") from err
     status = check_status(prob.status, solver)
     th = np.asarray(theta.value, dtype=np.float64)
-    return {
-        "theta": th,
-        "objective": problem.objective(th),
-        "status": status,
-        "n_iter": int(prob.solver_stats.num_iters or 0),
-        "message": f"cvxpy/{solver}: {prob.status}",
-    }
+    return SolverResult(
+        theta=th,
+        objective=problem.objective(th),
+        status=status,
+        n_iter=int(prob.solver_stats.num_iters or 0),
+        message=f"cvxpy/{solver}: {prob.status}",
+    )

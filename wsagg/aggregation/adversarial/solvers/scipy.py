@@ -34,7 +34,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.optimize import Bounds, minimize
 
-from wsagg.aggregation.adversarial.constraints import DualProblem
+from wsagg.aggregation.adversarial.constraints import DualProblem, SolverResult
 
 __all__ = ["kkt_violation", "newton_polish", "solve_lbfgsb"]
 
@@ -52,7 +52,7 @@ Oracle = Callable[[np.ndarray], tuple[float, np.ndarray]]
 def solve_lbfgsb(
     problem: DualProblem,
     **kwargs: object,
-) -> dict:
+) -> SolverResult:
     """Minimise the dual: L-BFGS-B on the split variable, then active-set Newton (see
     :func:`_solve_lbfgsb`).
 
@@ -99,14 +99,14 @@ def _solve_lbfgsb(
             theta, res = _lbfgsb(problem, smooth, theta, ftol=ftol, gtol=gtol,
                                  max_iter=max(max_iter - n_iter, 1))
         except _EmptyPolytope as stop:
-            return {
-                "theta": stop.theta,
-                "objective": stop.value,
-                "status": "infeasible",
-                "n_iter": -1,
-                "message": "dual objective < 0: the constraint polytope is empty",
-                "kkt": float("nan"),
-            }
+            return SolverResult(
+                theta=stop.theta,
+                objective=stop.value,
+                status="infeasible",
+                n_iter=-1,
+                message="dual objective < 0: the constraint polytope is empty",
+                kkt=float("nan"),
+            )
         n_iter += int(res.nit)
         message = f"L-BFGS-B: {res.message}"
         if polish:
@@ -120,14 +120,14 @@ def _solve_lbfgsb(
     f, _ = smooth(theta)
     e = problem.e / problem.n_items
     objective = f + float(e @ np.abs(theta))
-    return {
-        "theta": theta,
-        "objective": objective,
-        "status": status,
-        "n_iter": n_iter,
-        "message": message,
-        "kkt": kkt,
-    }
+    return SolverResult(
+        theta=theta,
+        objective=objective,
+        status=status,
+        n_iter=n_iter,
+        message=message,
+        kkt=kkt,
+    )
 
 
 def _lbfgsb(problem: DualProblem, smooth: Oracle, theta0: np.ndarray | None, *, ftol: float,

@@ -13,49 +13,24 @@ device.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from wsagg.aggregation.adversarial.constraints import DualProblem
+from wsagg._torch import csr_tensor, resolve_device
+from wsagg.aggregation.adversarial.constraints import DualProblem, SolverResult
 from wsagg.aggregation.adversarial.solvers.scipy import solve_lbfgsb
 
 __all__ = ["make_torch_oracle", "solve_torch"]
 
 
-def _csr_to_torch(M, device):
-    import warnings
-
-    import torch
-
-    M = M.tocsr()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(M.indptr.astype(np.int64)),
-            torch.from_numpy(M.indices.astype(np.int64)),
-            torch.from_numpy(M.data.astype(np.float64)),
-            size=M.shape,
-            dtype=torch.float64,
-            device=device,
-            check_invariants=False,
-        )
-
-
 def make_torch_oracle(problem: DualProblem, device: str = "cpu"):
     """``theta -> (f, grad)`` of the smooth part of the dual, evaluated with torch."""
-    try:
-        import torch
-    except ImportError as err:  # pragma: no cover - torch is installed in dev
-        raise ImportError(
-            "solver='torch' needs torch: pip install 'wsagg[torch]' (or use solver='scipy')."
-        ) from err
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            "device='cuda' was requested but torch sees no CUDA device; use device='cpu'."
-        )
+    dev = resolve_device(device)
+    import torch
     k, U, N = problem.k, problem.n_patterns, problem.n_items
-    X = _csr_to_torch(problem.X, dev)  # (k U, d), class-major rows
-    XT = _csr_to_torch(problem.XT, dev)  # (d, k U)
+    X = csr_tensor(problem.X, dev)  # (k U, d), class-major rows
+    XT = csr_tensor(problem.XT, dev)  # (d, k U)
     w = torch.from_numpy(problem.counts / N).to(dev)
     s = torch.from_numpy(problem.s / N).to(dev)
 
@@ -73,9 +48,8 @@ def make_torch_oracle(problem: DualProblem, device: str = "cpu"):
 
 def solve_torch(
     problem: DualProblem, *, device: str = "cpu", tol: float = 1e-10, max_iter: int = 10_000
-) -> dict:
+) -> SolverResult:
     """L-BFGS-B on the split variable with the oracle evaluated by torch on ``device``."""
     oracle = make_torch_oracle(problem, device)
     out = solve_lbfgsb(problem, oracle=oracle, tol=tol, max_iter=max_iter)
-    out["message"] = f"torch[{device}] + L-BFGS-B: {out['message']}"
-    return out
+    return replace(out, message=f"torch[{device}] + L-BFGS-B: {out.message}")

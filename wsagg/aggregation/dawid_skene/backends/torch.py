@@ -8,30 +8,14 @@ the log-parameter table cross between host and device each iteration.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from wsagg._torch import csr_tensor, resolve_device
+
 __all__ = ["TorchBackend"]
-
-
-def _csr_tensor(M: sp.csr_matrix, device: Any) -> Any:
-    import torch
-
-    idx_dtype = torch.int32 if M.nnz < 2**31 - 1 and max(M.shape) < 2**31 - 1 else torch.int64
-    with warnings.catch_warnings():
-        # "Sparse CSR tensor support is in beta state": CSR x dense is all we use
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support", category=UserWarning)
-        return torch.sparse_csr_tensor(
-            torch.as_tensor(M.indptr, dtype=idx_dtype),
-            torch.as_tensor(M.indices, dtype=idx_dtype),
-            torch.as_tensor(M.data, dtype=torch.float64),
-            size=M.shape,
-            dtype=torch.float64,
-            check_invariants=False,  # built from a canonical scipy CSR matrix
-        ).to(device)
 
 
 class TorchBackend:
@@ -40,21 +24,11 @@ class TorchBackend:
     def __init__(self, X: sp.csr_matrix, known: np.ndarray | None, device: Any) -> None:
         import torch
 
-        try:
-            self.device = torch.device(device)
-        except (RuntimeError, TypeError) as err:
-            raise ValueError(
-                f"device must be 'numpy' or a torch device such as 'cpu' or 'cuda'; got {device!r}."
-            ) from err
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(
-                "device='cuda' was requested but torch sees no CUDA device; use device='cpu' "
-                "or device='numpy'."
-            )
+        self.device = resolve_device(device)
         X = sp.csr_matrix(X)
         self.n = X.shape[0]
-        self.X = _csr_tensor(X, self.device)
-        self.Xt = _csr_tensor(X.T.tocsr(), self.device)
+        self.X = csr_tensor(X, self.device)
+        self.Xt = csr_tensor(X.T.tocsr(), self.device)
         if known is not None and (known >= 0).any():
             idx = np.flatnonzero(known >= 0)
             self.known_idx = torch.as_tensor(idx, device=self.device)
