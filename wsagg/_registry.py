@@ -48,6 +48,9 @@ class AggregatorSpec:
         Array back-ends: ``"numpy"``, ``"torch"`` (CPU/CUDA).
     binary_only : bool
         Only ``k = 2`` classes.
+    label_free_params : tuple of str
+        Parameters that stand in for known labels when ``needs_labels`` (the CLI accepts
+        the method when one of them is given).
     """
 
     name: str
@@ -58,6 +61,7 @@ class AggregatorSpec:
     partitioned: bool = False
     devices: tuple[str, ...] = ("numpy",)
     binary_only: bool = False
+    label_free_params: tuple[str, ...] = ()
 
     @property
     def class_name(self) -> str:
@@ -87,6 +91,7 @@ _SPECS = [
         "minimax log loss over labelings consistent with the sources' accuracy intervals "
         "(Balsubramani & Freund 2015/16)",
         needs_labels=True, partitioned=True, devices=("numpy", "torch"),
+        label_free_params=("accuracy_bounds",),
     ),
 ]
 

@@ -21,10 +21,9 @@ _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def user_stacklevel() -> int:
-    """The ``stacklevel`` of :func:`warnings.warn` that names the first caller outside wsagg
-    (counted from the caller of this function's caller, i.e. for a ``warnings.warn`` issued
-    by the function that calls this one)."""
-    frame = sys._getframe(2)  # the function that will call warnings.warn
+    """The ``stacklevel`` that makes a :func:`warnings.warn` issued by the caller of this
+    function name the first frame outside wsagg."""
+    frame = sys._getframe(1)  # the function that will call warnings.warn: stacklevel 1
     level = 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PKG_DIR):
         frame = frame.f_back

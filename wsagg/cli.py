@@ -24,6 +24,7 @@ import ast
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -130,11 +131,15 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 
 
 def _check_cli_method(method: str, params: dict[str, Any]) -> None:
-    if method == "adversarial" and params.get("accuracy_bounds") is None:
+    from wsagg._registry import AGGREGATORS
+
+    spec = AGGREGATORS[method]
+    if spec.needs_labels and not any(params.get(p) is not None for p in spec.label_free_params):
+        alt = "".join(f", or pass --param {p}=..." for p in spec.label_free_params)
         raise CLIError(
-            "--method adversarial needs known labels, which the command line does not take; "
-            "pass the sources' accuracy interval, e.g. --param accuracy_bounds=[0.6,0.9], or "
-            "use the Python API: AdversarialLogLoss().fit(L, y)"
+            f"--method {method} needs known labels, which the command line does not take"
+            f"{alt} (e.g. --param accuracy_bounds=[0.6,0.9]), or use the Python API: "
+            f"{spec.class_name}().fit(L, y)"
         )
 
 
@@ -295,6 +300,31 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
                    help="repeated votes by one source on one item (default: count every vote)")
 
 
+def _cmd_methods(args: argparse.Namespace) -> int:
+    from wsagg._registry import AGGREGATORS, method_parameters
+
+    for name, spec in sorted(AGGREGATORS.items()):
+        if args.method is not None and name != args.method:
+            continue
+        caps = [c for c, on in (("needs labels", spec.needs_labels),
+                                ("semi-supervised", spec.semi_supervised),
+                                ("partitioned", spec.partitioned),
+                                ("binary only", spec.binary_only)) if on]
+        print(f"{name}  ({spec.class_name}; {', '.join(caps) or 'unsupervised'}; "
+              f"devices: {', '.join(spec.devices)})")
+        print(f"    {spec.summary}")
+        params = ", ".join(f"{k}={v!r}" for k, v in method_parameters(name).items())
+        print(f"    --param: {params}")
+    return 0
+
+
+def _warning_line(message: Any, category: type, filename: str, lineno: int,
+                  file: Any = None, line: Any = None) -> None:
+    """Warnings on the command line: one line each, no source location."""
+    print(f"wsagg: warning: {category.__name__}: {str(message).splitlines()[0]}",
+          file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from wsagg import __version__
     from wsagg._registry import AGGREGATORS
@@ -306,8 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"wsagg {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{demo,aggregate,analyze}")
+    sub = parser.add_subparsers(dest="command", metavar="{demo,aggregate,analyze,methods}")
     methods = sorted(AGGREGATORS)
+    method_help = "aggregator (default majority): " + "; ".join(
+        f"{name} = {spec.summary}" for name, spec in sorted(AGGREGATORS.items())
+    ) + ". Its parameters: wsagg methods."
 
     p = sub.add_parser("demo", help="aggregate the embedded dataset and score it against gold")
     p.add_argument("--method", default="majority", choices=methods)
@@ -322,12 +355,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("aggregate", help="write soft labels for every item of INPUT")
     _add_input_options(p)
     p.add_argument("-o", "--output", required=True, help="output file: .csv, .parquet or .npz")
-    p.add_argument("--method", default="majority", choices=methods,
-                   help="aggregator (default majority)")
+    p.add_argument("--method", default="majority", choices=methods, help=method_help)
     p.add_argument("--param", action="append", metavar="KEY=VALUE",
                    help="aggregator parameter, e.g. --param max_iter=200 (repeatable)")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.set_defaults(func=_cmd_aggregate)
+
+    p = sub.add_parser("methods", help="list the aggregators and their parameters")
+    p.add_argument("method", nargs="?", choices=methods, help="only this method")
+    p.set_defaults(func=_cmd_methods)
 
     p = sub.add_parser("analyze", help="print per-source diagnostics of INPUT")
     _add_input_options(p)
@@ -344,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    warnings.showwarning = _warning_line
     try:
         return int(args.func(args))
     except CLIError as err:
