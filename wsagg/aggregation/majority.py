@@ -19,9 +19,11 @@ independent and err uniformly (Nitzan & Paroush 1982; Dawid & Skene 1979).
 
 from __future__ import annotations
 
-from typing import Any
+from numbers import Integral
+from typing import Any, ClassVar
 
 import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from wsagg.base import BaseAggregator
 from wsagg.labels import LabelMatrix
@@ -58,6 +60,14 @@ class MajorityVote(BaseAggregator):
     class_prior_ : ndarray of shape (k,)
         Distribution predicted for items without votes.
     """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "n_classes": [Interval(Integral, 2, None, closed="left"), None],
+        "weights": [StrOptions({"accuracy"}), "array-like", None],
+        "prior": [StrOptions({"empirical", "uniform"}), "array-like"],
+        "tie_break": [StrOptions({"first", "random"})],
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,

@@ -41,13 +41,15 @@ See ``docs/adversarial.md`` for the derivation.
 
 from __future__ import annotations
 
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy.special import softmax
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from wsagg._validation import warn
 from wsagg.aggregation.adversarial.constraints import (
@@ -189,6 +191,28 @@ class AdversarialLogLoss(BaseAggregator):
         ``N``.
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "n_classes": [Interval(Integral, 2, None, closed="left"), None],
+        "constraints": [StrOptions(set(FAMILIES))],
+        "class_frequency": ["boolean"],
+        "confidence": [Interval(Real, 0, 1, closed="left")],
+        "box": [StrOptions({"symmetric", "wilson"})],
+        "polytope": [StrOptions({"unlabeled", "all"})],
+        "accuracy_bounds": ["array-like", None],
+        "class_freq_bounds": ["array-like", None],
+        "on_infeasible": [StrOptions({"raise", "widen"})],
+        "widen_margin": [Interval(Real, 0, None, closed="neither")],
+        "check_feasibility": ["boolean"],
+        "solver": [StrOptions(set(_SOLVERS))],
+        "device": [str, object],
+        "cvxpy_solver": [str],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "group_patterns": ["boolean"],
+        "tie_break": [StrOptions({"first", "random"})],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         n_classes: int | None = None,
@@ -307,25 +331,9 @@ class AdversarialLogLoss(BaseAggregator):
 
     # ------------------------------------------------------------------------------------
     def _check_params(self) -> None:
-        if self.constraints not in FAMILIES:
-            raise ValueError(f"constraints must be one of {FAMILIES}; got {self.constraints!r}.")
-        if self.solver not in _SOLVERS:
-            raise ValueError(f"solver must be one of {_SOLVERS}; got {self.solver!r}.")
-        if not (0.0 <= float(self.confidence) < 1.0):
-            raise ValueError(
-                f"confidence must lie in [0, 1) (0 = equality constraints); got "
-                f"{self.confidence!r}."
-            )
-        if self.box not in ("symmetric", "wilson"):
-            raise ValueError(f"box must be 'symmetric' or 'wilson'; got {self.box!r}.")
-        if self.polytope not in ("unlabeled", "all"):
-            raise ValueError(f"polytope must be 'unlabeled' or 'all'; got {self.polytope!r}.")
-        if self.on_infeasible not in ("raise", "widen"):
-            raise ValueError(
-                f"on_infeasible must be 'raise' or 'widen'; got {self.on_infeasible!r}."
-            )
-        if not float(self.widen_margin) > 0:
-            raise ValueError(f"widen_margin must be > 0; got {self.widen_margin!r}.")
+        """scikit-learn's parameter validation (``_parameter_constraints``), for the fit
+        paths that do not go through :meth:`BaseAggregator._validate_fit`."""
+        self._validate_params()
 
     def _fit(self, lm: LabelMatrix, y: np.ndarray | None) -> None:
         self._check_params()

@@ -65,11 +65,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from wsagg._validation import warn
 from wsagg.aggregation.dawid_skene.backends import make_backend
@@ -297,6 +299,24 @@ class DawidSkene(BaseAggregator):
     array([0, 1, 0, 1, 0])
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "n_classes": [Interval(Integral, 2, None, closed="left"), None],
+        "abstain": [StrOptions(set(_ABSTAIN))],
+        "model": [StrOptions(set(_MODELS))],
+        "smoothing": [Interval(Real, 0, None, closed="left")],
+        "diagonal_smoothing": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        "prior_smoothing": [Interval(Real, 0, None, closed="left")],
+        "class_prior": ["array-like", None],
+        "init": [StrOptions(set(_INITS))],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "device": [str, object],
+        "tie_break": [StrOptions({"first", "random"})],
+        "random_state": ["random_state"],
+        "verbose": [Interval(Integral, 0, None, closed="left"), "boolean"],
+    }
+
     def __init__(
         self,
         n_classes: int | None = None,
@@ -334,38 +354,13 @@ class DawidSkene(BaseAggregator):
 
     # -- validation ----------------------------------------------------------------------
     def _hyper(self, k: int) -> dict[str, Any]:
-        name = type(self).__name__
-
-        def bad(param: str, expected: str) -> ValueError:
-            return ValueError(
-                f"The {param!r} parameter of {name} must be {expected}. "
-                f"Got {getattr(self, param)!r} instead."
-            )
-
-        if self.abstain not in _ABSTAIN:
-            raise bad(
-                "abstain", "one of 'auto', 'ignore' (crowd data) or 'model' (labeling functions)"
-            )
-        if self.model not in _MODELS:
-            raise bad("model", "one of 'full' or 'one-coin'")
-        if self.init not in _INITS:
-            raise bad("init", "'majority'")
+        # the parameters' types and ranges are checked by _parameter_constraints at fit
         auto_diag = isinstance(self.diagonal_smoothing, str) and self.diagonal_smoothing == "auto"
-        for p in ("smoothing", "diagonal_smoothing", "prior_smoothing", "tol"):
-            v = getattr(self, p)
-            if p == "diagonal_smoothing" and auto_diag:
-                continue
-            if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v) or v < 0:
-                raise bad(
-                    p,
-                    "'auto' or a finite float >= 0"
-                    if p == "diagonal_smoothing"
-                    else "a finite float >= 0",
-                )
-        for p, lo in (("max_iter", 0), ("n_init", 1), ("verbose", 0)):
-            v = getattr(self, p)
-            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
-                raise bad(p, f"an int >= {lo}")
+        if not auto_diag and not np.isfinite(self.diagonal_smoothing):
+            raise ValueError(
+                "The 'diagonal_smoothing' parameter of DawidSkene must be 'auto' or a finite "
+                f"float >= 0. Got {self.diagonal_smoothing!r} instead."
+            )
         prior = None
         if self.class_prior is not None:
             prior = np.asarray(self.class_prior, dtype=np.float64)
