@@ -172,3 +172,15 @@ def test_registry_entry_is_consistent(spec):
     assert getattr(wsagg, spec.class_name) is cls
     assert "random_state" in cls().get_params() or spec.name == "majority"
     assert (cls.__doc__ or "").strip(), "the class needs a docstring"
+
+
+def test_docs_aggregator_table_is_the_registry():
+    from pathlib import Path
+
+    from wsagg._registry import markdown_table
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "aggregators" / "index.md").read_text()
+    table = page.split("<!-- registry-table:start -->\n")[1].split("<!-- registry-table:end -->")[0]
+    assert table.strip() == markdown_table().strip(), (
+        "docs/aggregators/index.md is stale: regenerate its table from wsagg._registry"
+    )

@@ -21,6 +21,7 @@ __all__ = [
     "AggregatorSpec",
     "aggregator_class",
     "get_aggregator",
+    "markdown_table",
     "method_parameters",
     "partitioned_names",
 ]
@@ -93,6 +94,12 @@ _SPECS = [
         needs_labels=True, partitioned=True, devices=("numpy", "torch"),
         label_free_params=("accuracy_bounds",),
     ),
+    AggregatorSpec(
+        "bcc", "wsagg.aggregation.bcc:BCC",
+        "Bayesian classifier combination by variational Bayes: Dirichlet priors on every "
+        "confusion row; optional worker communities (Kim & Ghahramani 2012; Venanzi et al. "
+        "2014)",
+    ),
 ]
 
 #: method name -> :class:`AggregatorSpec`
@@ -132,6 +139,22 @@ def method_parameters(method: str) -> dict[str, Any]:
         for name, p in sig.parameters.items()
         if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
     }
+
+
+def markdown_table() -> str:
+    """The docs' aggregator table (``docs/aggregators/index.md`` holds exactly this)."""
+    rows = [
+        "| method | class | model | needs labels | semi-supervised | partitioned | devices |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    yes = {True: "yes", False: "no"}
+    for s in _SPECS:
+        model = s.summary + (" (binary)" if s.binary_only else "")
+        rows.append(
+            f"| `{s.name}` | `wsagg.{s.class_name}` | {model} | {yes[s.needs_labels]} | "
+            f"{yes[s.semi_supervised]} | {yes[s.partitioned]} | {', '.join(s.devices)} |"
+        )
+    return "\n".join(rows) + "\n"
 
 
 def partitioned_names() -> list[str]:
