@@ -100,6 +100,31 @@ _SPECS = [
         "confusion row; optional worker communities (Kim & Ghahramani 2012; Venanzi et al. "
         "2014)",
     ),
+    AggregatorSpec(
+        "wawa", "wsagg.aggregation.wawa:Wawa",
+        "worker agreement with aggregate: votes weighted by each worker's agreement with "
+        "the majority vote (crowd-kit's Wawa)",
+    ),
+    AggregatorSpec(
+        "zero-based-skill", "wsagg.aggregation.zero_based_skill:ZeroBasedSkill",
+        "weighted vote with skills learned by a decaying-step agreement rule (crowd-kit's "
+        "ZeroBasedSkill)",
+    ),
+    AggregatorSpec(
+        "iwmv", "wsagg.aggregation.iwmv:IWMV",
+        "iterative weighted majority vote (Li & Yu 2014)",
+    ),
+    AggregatorSpec(
+        "kos", "wsagg.aggregation.kos:KOS",
+        "message passing on the item-worker graph (Karger, Oh & Shah 2011)",
+        semi_supervised=False, binary_only=True,
+    ),
+    AggregatorSpec(
+        "mmsr", "wsagg.aggregation.mmsr:MMSR",
+        "worker reliabilities by robust rank-one completion of the worker covariance "
+        "(Ma & Olshevsky 2020)",
+        semi_supervised=False,
+    ),
 ]
 
 #: method name -> :class:`AggregatorSpec`
