@@ -41,6 +41,7 @@ See ``docs/adversarial.md`` for the derivation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
@@ -71,6 +72,48 @@ __all__ = ["AdversarialLogLoss"]
 
 _SOLVERS = ("scipy", "cvxpy", "torch")
 _DEGENERATE_T = 1.0 - 1e-7
+
+
+@dataclass(frozen=True)
+class _Boxes:
+    """The constraint intervals of one fit: per-source (family) boxes ``[lo_w, hi_w]`` on the
+    rates ``p_w`` (with their trial counts), and class-frequency boxes when ``has_bias``."""
+
+    family: str
+    m: int
+    k: int
+    N: float  # target items
+    B_full: sp.csr_matrix  # family operator, (m k k, features)
+    scale_w: np.ndarray  # target trials per feature
+    active_w: np.ndarray  # features with target and labeled trials
+    lo_w: np.ndarray
+    hi_w: np.ndarray
+    p_w: np.ndarray
+    trials_w: np.ndarray
+    has_bias: bool
+    lo_c: np.ndarray | None
+    hi_c: np.ndarray | None
+    p_c: np.ndarray | None
+    trials_c: np.ndarray | None
+
+
+def _dual_problem(b: _Boxes, Vu: sp.csr_matrix, counts: np.ndarray, k: int) -> DualProblem:
+    """Box centres ``s`` and half-widths ``e`` of the active constraints, scaled to counts."""
+    s_parts, e_parts = [], []
+    if b.has_bias:
+        s_parts.append(b.N * (b.lo_c + b.hi_c) / 2.0)
+        e_parts.append(b.N * (b.hi_c - b.lo_c) / 2.0)
+    s_parts.append((b.scale_w * (b.lo_w + b.hi_w) / 2.0)[b.active_w])
+    e_parts.append((b.scale_w * (b.hi_w - b.lo_w) / 2.0)[b.active_w])
+    return DualProblem(
+        V=Vu,
+        counts=counts,
+        B=b.B_full[:, np.flatnonzero(b.active_w)].tocsr(),
+        s=np.concatenate(s_parts),
+        e=np.concatenate(e_parts),
+        k=k,
+        has_bias=b.has_bias,
+    )
 
 
 class AdversarialLogLoss(BaseAggregator):
@@ -399,13 +442,23 @@ class AdversarialLogLoss(BaseAggregator):
         the target items and their multiplicities, as :func:`group_patterns` returns them;
         ``target_votes`` (``m k``): the target items' vote counts per (source, class);
         ``lab``: :func:`labeled_statistics` of the labeled items, or ``None`` (user bounds).
+        Four steps: the boxes, the dual problem, the (feasibility-checked) solve, the
+        fitted attributes.
         """
+        boxes = self._boxes(lab, target_votes, float(counts.sum()), m, k)
+        problem = _dual_problem(boxes, Vu, counts, k)
+        result, widening, t_star, check = self._solve_checked(problem)
+        self._set_fitted(boxes, problem, result, widening, t_star, check)
+
+    def _boxes(
+        self, lab: dict | None, target_votes: np.ndarray, N: float, m: int, k: int
+    ) -> _Boxes:
+        """The intervals: Wilson/symmetric boxes from the labeled statistics, or the user's
+        ``accuracy_bounds`` / ``class_freq_bounds``."""
         family = self.constraints
-        N = float(counts.sum())
         B_full = family_operator(family, m, k)
         scale_w = family_trials(family, target_votes, m, k)
-
-        table = self._constraint_rows(family, m, k)
+        lo_c = hi_c = p_c = trials_c = None
         if lab is not None:
             hits_w = B_full.T @ lab["vote_class"].ravel()
             trials_w = family_trials(family, lab["votes"], m, k)
@@ -432,23 +485,16 @@ class AdversarialLogLoss(BaseAggregator):
         has_bias = bool(
             self.class_frequency and (lab is not None or self.class_freq_bounds is not None)
         )
-        active_w = (scale_w > 0) & ~(trials_w == 0)
-        s_parts, e_parts = [], []
-        if has_bias:
-            s_parts.append(N * (lo_c + hi_c) / 2.0)
-            e_parts.append(N * (hi_c - lo_c) / 2.0)
-        s_parts.append((scale_w * (lo_w + hi_w) / 2.0)[active_w])
-        e_parts.append((scale_w * (hi_w - lo_w) / 2.0)[active_w])
-        problem = DualProblem(
-            V=Vu,
-            counts=counts,
-            B=B_full[:, np.flatnonzero(active_w)].tocsr(),
-            s=np.concatenate(s_parts),
-            e=np.concatenate(e_parts),
-            k=k,
-            has_bias=has_bias,
+        return _Boxes(
+            family=family, m=m, k=k, N=N, B_full=B_full, scale_w=scale_w,
+            active_w=(scale_w > 0) & ~(trials_w == 0), lo_w=lo_w, hi_w=hi_w, p_w=p_w,
+            trials_w=trials_w, has_bias=has_bias, lo_c=lo_c, hi_c=hi_c, p_c=p_c,
+            trials_c=trials_c,
         )
 
+    def _solve_checked(self, problem: DualProblem) -> tuple[SolverResult, float, Any, str]:
+        """Solve the dual, with the feasibility check (dual certificate or LP) and the
+        widening it may call for; returns ``(result, widening, t_star, check)``."""
         widening, t_star, check = 1.0, None, "off"
         if self.check_feasibility and self.solver == "cvxpy":
             # the reference solver cannot tell an empty polytope from a numerical failure
@@ -472,8 +518,7 @@ class AdversarialLogLoss(BaseAggregator):
                 "empty). Use check_feasibility=True with on_infeasible='widen', or more "
                 "labeled items."
             )
-        theta = result.theta
-        if not np.all(np.isfinite(theta)):
+        if not np.all(np.isfinite(result.theta)):
             raise RuntimeError(f"Solver {self.solver!r} returned non-finite weights.")
         if result.status != "optimal" and self.solver != "cvxpy":
             warn(
@@ -482,17 +527,24 @@ class AdversarialLogLoss(BaseAggregator):
                 "max_iter or try solver='cvxpy'.",
                 ConvergenceWarning,
             )
+        return result, widening, t_star, check
 
-        gamma = theta[:k] if has_bias else np.zeros(k)
-        tw = np.zeros(B_full.shape[1])
-        tw[active_w] = theta[k:] if has_bias else theta
-        W = (B_full @ tw).reshape(m, k, k)
+    def _set_fitted(
+        self, b: _Boxes, problem: DualProblem, result: SolverResult, widening: float,
+        t_star: Any, check: str,
+    ) -> None:
+        """The fitted attributes from the solved dual."""
+        m, k, theta = b.m, b.k, result.theta
+        gamma = theta[:k] if b.has_bias else np.zeros(k)
+        tw = np.zeros(b.B_full.shape[1])
+        tw[b.active_w] = theta[k:] if b.has_bias else theta
+        W = (b.B_full @ tw).reshape(m, k, k)
         self.class_bias_ = gamma
         self.weight_tensor_ = W
         self._W_flat = W.reshape(m * k, k)
-        if family == "accuracy":
+        if b.family == "accuracy":
             self.source_weights_ = tw.copy()
-        elif family == "class_accuracy":
+        elif b.family == "class_accuracy":
             self.source_weights_ = tw.reshape(m, k)
         else:
             self.source_weights_ = tw.reshape(m, k, k)
@@ -505,22 +557,23 @@ class AdversarialLogLoss(BaseAggregator):
         self.feasibility_factor_ = t_star
         self.feasibility_check_ = check
         self.n_patterns_ = problem.n_patterns
-        self.n_target_items_ = int(N)
+        self.n_target_items_ = int(b.N)
         self.dual_problem_ = problem.without_cache()  # the caches are O(nnz) arrays
 
         # bounds as probabilities after widening
-        rows_w, bounds_w = _widened_rows(table["weights"], lo_w, hi_w, widening, p_w,
-                                         trials_w, scale_w, active_w, tw)
+        table = self._constraint_rows(b.family, m, k)
+        rows_w, bounds_w = _widened_rows(table["weights"], b.lo_w, b.hi_w, widening, b.p_w,
+                                         b.trials_w, b.scale_w, b.active_w, tw)
         frames = []
-        if has_bias:
+        if b.has_bias:
             rows_c, self.class_freq_bounds_ = _widened_rows(
-                table["classes"], lo_c, hi_c, widening, p_c, trials_c, N, True, gamma)
+                table["classes"], b.lo_c, b.hi_c, widening, b.p_c, b.trials_c, b.N, True, gamma)
             frames.append(rows_c)
         else:
             self.class_freq_bounds_ = None
         frames.append(rows_w)
         self.constraints_ = pd.concat(frames, ignore_index=True)
-        self.accuracy_bounds_ = bounds_w if family == "accuracy" else None
+        self.accuracy_bounds_ = bounds_w if b.family == "accuracy" else None
 
     def _feasibility_lp(self, problem: DualProblem) -> tuple[float, float]:
         """Run the feasibility LP; raise on an empty polytope or widen ``problem.e`` in place.
