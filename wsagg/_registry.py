@@ -52,6 +52,10 @@ class AggregatorSpec:
     label_free_params : tuple of str
         Parameters that stand in for known labels when ``needs_labels`` (the CLI accepts
         the method when one of them is given).
+    exact_equivariance : bool
+        Permuting items or sources permutes the output exactly (``False`` where a random
+        choice, e.g. of held-out votes, is drawn in input order: equivariant in
+        distribution only).
     """
 
     name: str
@@ -63,6 +67,7 @@ class AggregatorSpec:
     devices: tuple[str, ...] = ("numpy",)
     binary_only: bool = False
     label_free_params: tuple[str, ...] = ()
+    exact_equivariance: bool = True
 
     @property
     def class_name(self) -> str:
@@ -78,6 +83,12 @@ class AggregatorSpec:
 
 
 _SPECS = [
+    AggregatorSpec(
+        "auto", "wsagg.aggregation.auto:AutoAggregator",
+        "chooses among the registered aggregators by cross-validated log loss (known labels) "
+        "or held-out vote likelihood (none), then calibrates the posteriors",
+        exact_equivariance=False,
+    ),
     AggregatorSpec(
         "majority", "wsagg.aggregation.majority:MajorityVote",
         "(weighted) share of the votes; one-coin log-odds weights from known labels",
