@@ -52,10 +52,6 @@ class AggregatorSpec:
     label_free_params : tuple of str
         Parameters that stand in for known labels when ``needs_labels`` (the CLI accepts
         the method when one of them is given).
-    exact_equivariance : bool
-        Permuting items or sources permutes the output exactly (``False`` where a random
-        choice, e.g. of held-out votes, is drawn in input order: equivariant in
-        distribution only).
     """
 
     name: str
@@ -67,7 +63,6 @@ class AggregatorSpec:
     devices: tuple[str, ...] = ("numpy",)
     binary_only: bool = False
     label_free_params: tuple[str, ...] = ()
-    exact_equivariance: bool = True
 
     @property
     def class_name(self) -> str:
@@ -87,7 +82,6 @@ _SPECS = [
         "auto", "wsagg.aggregation.auto:AutoAggregator",
         "chooses among the registered aggregators by cross-validated log loss (known labels) "
         "or held-out vote likelihood (none), then calibrates the posteriors",
-        exact_equivariance=False,
     ),
     AggregatorSpec(
         "majority", "wsagg.aggregation.majority:MajorityVote",
@@ -110,6 +104,15 @@ _SPECS = [
         "Bayesian classifier combination by variational Bayes: Dirichlet priors on every "
         "confusion row; optional worker communities (Kim & Ghahramani 2012; Venanzi et al. "
         "2014)",
+    ),
+    AggregatorSpec(
+        "glad", "wsagg.aggregation.glad:GLAD",
+        "worker ability x item difficulty, EM with L-BFGS-B M-step (Whitehill et al. 2009)",
+    ),
+    AggregatorSpec(
+        "mace", "wsagg.aggregation.mace:MACE",
+        "per-worker spamming probability and spam distribution, variational Bayes "
+        "(Hovy et al. 2013)",
     ),
     AggregatorSpec(
         "wawa", "wsagg.aggregation.wawa:Wawa",

@@ -135,16 +135,32 @@ def held_out_vote_likelihood(
     return float(vote_log_likelihoods(q, kept, item, source, label).mean())
 
 
-def _mask_votes(lm: LabelMatrix, fraction: float, rng: np.random.RandomState) -> np.ndarray:
-    """Boolean mask of hidden votes: a ``fraction`` of the votes, never an item's last."""
-    n_votes = lm.n_votes
-    hide = rng.random_sample(n_votes) < fraction
-    # keep at least one vote per item: the first vote of every item (in a random order) stays
-    order = rng.permutation(n_votes)
-    first = np.zeros(n_votes, dtype=bool)
-    _, idx = np.unique(lm.item[order], return_index=True)
-    first[order[idx]] = True
-    return hide & ~first
+def _frac_hash(x: np.ndarray, salt: float) -> np.ndarray:
+    """A deterministic pseudo-random number in [0, 1) for each float of ``x``."""
+    return np.modf(np.abs(np.sin(x * 12.9898 + salt) * 43758.5453))[0]
+
+
+def _mask_votes(lm: LabelMatrix, fraction: float, salt: float) -> np.ndarray:
+    """Boolean mask of the hidden votes: about a ``fraction`` of them, never all of an item's.
+
+    The draw is a hash of the *content* of each vote, not of its position, so that
+    permuting items or sources, or renaming classes, hides the same votes (the selection is
+    then exactly equivariant): a source is described by its sorted class histogram, an
+    item by the multiset of its voters' descriptions and of how many of its votes agree
+    with each vote."""
+    k = lm.n_classes
+    hist = np.bincount(lm.source * k + lm.label, minlength=lm.n_sources * k).reshape(-1, k)
+    src = _frac_hash(np.sort(hist, axis=1) @ (1.0 + np.arange(k)) / (1.0 + hist.sum()), 0.5)
+    agree = np.bincount(lm.item * k + lm.label, minlength=lm.n_items * k)[
+        lm.item * k + lm.label]
+    per_vote = _frac_hash(src[lm.source] + 0.618 * agree, 1.5)
+    item_sig = np.bincount(lm.item, weights=per_vote, minlength=lm.n_items)
+    u = _frac_hash(item_sig[lm.item] + src[lm.source] + 0.37 * agree, salt)
+    hide = u < fraction
+    # every item keeps its vote(s) of largest u
+    top = np.full(lm.n_items, -np.inf)
+    np.maximum.at(top, lm.item, u)
+    return hide & (u < top[lm.item])
 
 
 def _subset(lm: LabelMatrix, keep: np.ndarray) -> LabelMatrix:
@@ -414,10 +430,9 @@ class AutoAggregator(BaseAggregator):
 
     # -- without labels ------------------------------------------------------------------
     def _hvl_score(self, lm, known, method, params, k, seed) -> dict[str, Any]:
-        rng = np.random.RandomState(seed)  # the same masks for every candidate
         samples, temps = [], []
-        for _ in range(self.n_masks):
-            hide = _mask_votes(lm, self.mask_fraction, rng)
+        for r in range(self.n_masks):  # the same masks for every candidate
+            hide = _mask_votes(lm, self.mask_fraction, salt=float(seed % 1000) + 7.0 * r)
             if not hide.any():
                 raise ValueError("too few votes to hide any (every item has one vote).")
             kept = _subset(lm, ~hide)

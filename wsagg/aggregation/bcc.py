@@ -87,7 +87,6 @@ References
 
 from __future__ import annotations
 
-import sys
 import warnings
 from numbers import Integral, Real
 from typing import Any
@@ -98,6 +97,7 @@ from scipy.special import digamma, gammaln, log_softmax, polygamma, softmax, xlo
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from wsagg._validation import user_stacklevel
 from wsagg.base import BaseAggregator
 from wsagg.exceptions import ConvergenceWarning
 from wsagg.labels import LabelMatrix
@@ -127,17 +127,6 @@ def _kl_dirichlet(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         + gammaln(b).sum(axis=-1)
         + ((a - b) * _expected_log(a)).sum(axis=-1)
     )
-
-
-def _external_stacklevel() -> int:
-    """``stacklevel`` for a ``warnings.warn`` issued by the caller of this function, so that
-    the warning points at the first frame outside wsagg (the user's ``fit`` call)."""
-    level = 1
-    frame = sys._getframe(1)
-    while frame.f_back is not None and _in_wsagg(frame):
-        frame = frame.f_back
-        level += 1
-    return level
 
 
 def _in_wsagg(frame: Any) -> bool:
@@ -462,7 +451,7 @@ class BCC(BaseAggregator):
                 f"change {history[-1] - history[-2]:.3g}, tol={self.tol} per item x {n} "
                 "items). Increase max_iter or loosen tol.",
                 ConvergenceWarning,
-                stacklevel=_external_stacklevel(),
+                stacklevel=user_stacklevel(),
             )
 
     # -- prediction ----------------------------------------------------------------------

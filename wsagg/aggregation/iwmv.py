@@ -55,7 +55,6 @@ References
 
 from __future__ import annotations
 
-import sys
 import warnings
 from numbers import Integral
 from typing import Any
@@ -65,23 +64,13 @@ from scipy.special import softmax
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from wsagg._validation import user_stacklevel
 from wsagg.base import BaseAggregator
 from wsagg.labels import LabelMatrix
 
 __all__ = ["IWMV"]
 
 _REL_TIE = 1e-12  # scores within this fraction of the item's total |weight| are tied
-
-
-def _user_stacklevel() -> int:
-    """``stacklevel`` that points a warning at the first frame outside wsagg (the user's
-    ``fit`` call), counted from the caller of this function."""
-    frame = sys._getframe(1)
-    level = 1
-    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "wsagg":
-        frame = frame.f_back
-        level += 1
-    return level
 
 
 def _hard_labels(
@@ -253,7 +242,7 @@ class IWMV(BaseAggregator):
                 f"{changed[-1]} item label(s) still changed at the last step (the labels may "
                 "cycle). Increase max_iter; the last weights are kept.",
                 ConvergenceWarning,
-                stacklevel=_user_stacklevel(),
+                stacklevel=user_stacklevel(),
             )
 
     def _soft(self, lm: LabelMatrix) -> tuple[np.ndarray, np.ndarray]:

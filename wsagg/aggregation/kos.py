@@ -61,7 +61,6 @@ References
 from __future__ import annotations
 
 import math
-import sys
 import warnings
 from numbers import Integral, Real
 from typing import Any
@@ -72,6 +71,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from wsagg._validation import user_stacklevel
 from wsagg.base import BaseAggregator
 from wsagg.labels import LabelMatrix
 
@@ -79,17 +79,6 @@ __all__ = ["KOS"]
 
 _LOG_MAX = math.log(1e300)  # crowd-kit stops before a message passes 1e300
 _MIN_LOGODDS = 1e-2  # floor of the per-vote log-odds scale (keeps the KOS decision's sign)
-
-
-def _user_stacklevel() -> int:
-    """``stacklevel`` that points a warning at the first frame outside wsagg (the user's
-    ``fit`` call), counted from the caller of this function."""
-    frame = sys._getframe(1)
-    level = 1
-    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "wsagg":
-        frame = frame.f_back
-        level += 1
-    return level
 
 
 def _leave_one_out(group: np.ndarray, prod: np.ndarray, size: int) -> tuple[np.ndarray, float]:
@@ -279,7 +268,7 @@ class KOS(BaseAggregator):
                 f"KOS did not converge in {why}: the normalised source messages still "
                 f"changed by {last} > tol={self.tol}. Increase max_iter or loosen tol.",
                 ConvergenceWarning,
-                stacklevel=_user_stacklevel(),
+                stacklevel=user_stacklevel(),
             )
 
     def _predict_proba(self, lm: LabelMatrix) -> np.ndarray:

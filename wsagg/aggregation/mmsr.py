@@ -78,7 +78,6 @@ References
 from __future__ import annotations
 
 import math
-import sys
 import warnings
 from numbers import Integral, Real
 from typing import Any
@@ -92,23 +91,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from wsagg._validation import user_stacklevel
 from wsagg.base import BaseAggregator
 from wsagg.labels import LabelMatrix
 
 __all__ = ["MMSR"]
 
 _DENSE_EIG = 300  # components up to this many nodes: dense eigh; larger: Lanczos
-
-
-def _user_stacklevel() -> int:
-    """``stacklevel`` that points a warning at the first frame outside wsagg (the user's
-    ``fit`` call), counted from the caller of this function."""
-    frame = sys._getframe(1)
-    level = 1
-    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "wsagg":
-        frame = frame.f_back
-        level += 1
-    return level
 
 
 def _covariation(lm: LabelMatrix) -> tuple[np.ndarray, np.ndarray]:
@@ -387,7 +376,7 @@ class MMSR(BaseAggregator):
                 f"{history[-1]:.3g} >= tol={self.tol}). Increase max_iter or loosen tol; the "
                 "last reliabilities are kept.",
                 ConvergenceWarning,
-                stacklevel=_user_stacklevel(),
+                stacklevel=user_stacklevel(),
             )
 
     def _predict_proba(self, lm: LabelMatrix) -> np.ndarray:

@@ -48,7 +48,6 @@ References
 
 from __future__ import annotations
 
-import sys
 import warnings
 from numbers import Integral, Real
 from typing import Any
@@ -57,6 +56,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from wsagg._validation import user_stacklevel
 from wsagg.base import BaseAggregator
 from wsagg.labels import LabelMatrix
 
@@ -64,17 +64,6 @@ __all__ = ["ZeroBasedSkill"]
 
 _REL_TIE = 1e-12  # scores within this fraction of the item's total |weight| are tied
 _INIT_EPS = 1e-5  # crowd-kit's eps: the initial skill is 1/K + eps
-
-
-def _user_stacklevel() -> int:
-    """``stacklevel`` that points a warning at the first frame outside wsagg (the user's
-    ``fit`` call), counted from the caller of this function."""
-    frame = sys._getframe(1)
-    level = 1
-    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "wsagg":
-        frame = frame.f_back
-        level += 1
-    return level
 
 
 def _hard_labels(
@@ -259,7 +248,7 @@ class ZeroBasedSkill(BaseAggregator):
                 f"(last skill change {history[-1]:.3g} > tol={self.tol}). Increase max_iter, "
                 "lower lr_reduce_factor or loosen tol; the last skills are kept.",
                 ConvergenceWarning,
-                stacklevel=_user_stacklevel(),
+                stacklevel=user_stacklevel(),
             )
 
     def _predict_proba(self, lm: LabelMatrix) -> np.ndarray:

@@ -1,0 +1,280 @@
+"""Every registered aggregator, ``auto`` included, on every shared dataset, beside the peers.
+
+For each dataset (all splits stacked, as in ``bench_dawid_skene_realdata.py``) and each
+method, unsupervised (``unsup``) and with the validation split's gold as known labels
+(``semi``, where the method uses labels), the table gives accuracy, log loss and the expected
+calibration error (ECE, 15 equal-width bins of the top probability) on the gold items that
+are not known and have a vote — the same items for every method. Peers (crowd-kit DS,
+one-coin DS, GLAD, MACE, MV, Wawa, ZeroBasedSkill; Snorkel's LabelModel) run when installed
+(the ``.venv-bench`` environment, ``benchmarks/_peers.py``).
+
+Then, per dataset: the best peer, ``auto``, the gap (``auto`` minus best peer).
+
+**Leave-one-dataset-out** (``--lodo``, on by default): for the gold-free criterion of
+``auto`` (held-out vote likelihood) the Spearman rank correlation, per dataset, between the
+criterion and the true accuracy of the candidates; and the choice between the selection
+policies (``auto`` with and without the one-standard-error rule, and always-DS /
+always-MV) made for each dataset *from the other datasets only* (best mean accuracy there),
+with the accuracy it then gets on the held-out dataset.
+
+Usage::
+
+    .venv-bench/bin/python benchmarks/bench_realdata.py [--smoke] [--datasets ...] [--no-peers]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import numpy as np  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
+from sklearn.metrics import log_loss  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._common import print_table, save_results  # noqa: E402
+from benchmarks.bench_dawid_skene_realdata import (  # noqa: E402
+    LF_DATASETS,
+    known_and_eval,
+    stack_splits,
+)
+from wsagg._registry import AGGREGATORS, get_aggregator  # noqa: E402
+from wsagg.aggregation.auto import default_candidates  # noqa: E402
+from wsagg.datasets import list_shared  # noqa: E402
+
+SMOKE_DATASETS = ["snow2008_temp", "bf_uai2024/cardio"]
+# the peers of the issue's "best peer" (crowd-kit DS, one-coin, GLAD, MACE, MV, Wawa, ZBS;
+# Snorkel's LabelModel)
+BEST_PEER_SET = (
+    "crowdkit-DawidSkene", "crowdkit-OneCoinDawidSkene", "crowdkit-GLAD", "crowdkit-MACE",
+    "crowdkit-MajorityVote", "crowdkit-Wawa", "crowdkit-ZeroBasedSkill", "snorkel-LabelModel",
+)
+SKIP_UNSUP = {"adversarial"}  # needs labels
+
+
+def ece(proba: np.ndarray, y: np.ndarray, n_bins: int = 15) -> float:
+    """Expected calibration error of the top-class probability (equal-width bins)."""
+    conf = proba.max(axis=1)
+    hit = proba.argmax(axis=1) == y
+    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    total = 0.0
+    for b in range(n_bins):
+        sel = bins == b
+        if sel.any():
+            total += sel.mean() * abs(hit[sel].mean() - conf[sel].mean())
+    return float(total)
+
+
+def scores(proba: np.ndarray, y: np.ndarray, k: int) -> dict:
+    p = np.clip(proba, 1e-15, 1.0)
+    p = p / p.sum(axis=1, keepdims=True)
+    return {
+        "acc": float(np.mean(p.argmax(axis=1) == y)),
+        "log_loss": float(log_loss(y, p, labels=np.arange(k))),
+        "ece": ece(p, y),
+    }
+
+
+def _fit(method: str, params: dict, L, known, k: int):
+    est = get_aggregator(method, **params)
+    est.set_params(n_classes=k)
+    if "random_state" in est.get_params() and "random_state" not in params:
+        est.set_params(random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        proba = est.fit(L, known).predict_proba(L)
+    return est, proba
+
+
+def _peers():
+    try:
+        from benchmarks import _peers
+    except ImportError:  # pragma: no cover
+        return None, {}
+    avail = _peers.available()
+    return _peers, {name: fn for name, (_, fn) in _peers.PEERS.items()
+                    if avail.get(name) is None and name in BEST_PEER_SET}
+
+
+def run_dataset(name: str, peers_mod, peers: dict, rows: list, lodo: dict) -> None:
+    L, y, split_of = stack_splits(name)
+    covered = L.covered()
+    if not (y >= 0).any():
+        return
+    known, eval_mask, protocol = known_and_eval(y, split_of, covered)
+    k = L.n_classes
+    kind = "LF" if name in LF_DATASETS else "crowd"
+    base = {"dataset": name, "kind": kind, "n_eval": int(eval_mask.sum())}
+
+    def record(method: str, mode: str, fn) -> None:
+        t0 = time.perf_counter()
+        try:
+            est, proba = fn()
+        except Exception as err:  # a crash is a result too
+            rows.append({**base, "method": method, "mode": mode,
+                         "error": f"{type(err).__name__}: {str(err)[:100]}"})
+            return None
+        rows.append({**base, "method": method, "mode": mode,
+                     **scores(proba[eval_mask], y[eval_mask], k),
+                     "seconds": round(time.perf_counter() - t0, 3),
+                     "chosen": getattr(est, "selected_", "") if est is not None else ""})
+        return est
+
+    for method, spec in AGGREGATORS.items():
+        if spec.binary_only and k != 2:
+            continue
+        if method not in SKIP_UNSUP:
+            est = record(method, "unsup", lambda m=method: _fit(m, {}, L, None, k))
+            if method == "auto" and est is not None:
+                lodo[name] = _lodo_entry(est, L, y, eval_mask, k)
+        if spec.semi_supervised or spec.needs_labels:
+            record(method, "semi", lambda m=method: _fit(m, {}, L, known, k))
+    dense = None
+    for pname, fn in peers.items():
+        if L.has_repeats() and pname in getattr(peers_mod, "DENSE_ONLY", set()):
+            continue
+        if pname in getattr(peers_mod, "BINARY_ONLY", set()) and k != 2:
+            continue
+        if dense is None:
+            dense = L.to_dense() if not L.has_repeats() else L
+        record(pname, "unsup", lambda fn=fn: (None, fn(dense if "snorkel" in pname else L, k)))
+    print(f"done {name} ({protocol})", file=sys.stderr)
+
+
+def _lodo_entry(auto, L, y, eval_mask, k) -> dict:
+    """Per candidate of the unsupervised ``auto``: its criterion score and true accuracy."""
+    res = auto.cv_results_
+    acc = {}
+    for label, method, params in default_candidates(k, has_labels=False):
+        try:
+            _, proba = _fit(method, params, L, None, k)
+            acc[label] = float(np.mean(proba[eval_mask].argmax(axis=1) == y[eval_mask]))
+        except Exception:
+            acc[label] = np.nan
+    crit = {c: s for c, s in zip(res["candidate"], res["score"], strict=True)}
+    labels = [c for c in crit if c in acc and np.isfinite(crit[c]) and np.isfinite(acc[c])]
+    rho = spearmanr([crit[c] for c in labels], [acc[c] for c in labels]).statistic
+    return {"rho": float(rho), "acc": acc, "crit": crit}
+
+
+def lodo_table(rows: list[dict], lodo: dict) -> list[dict]:
+    """Leave-one-dataset-out choice of the selection policy; rank correlations."""
+    import pandas as pd
+
+    df = pd.DataFrame([r for r in rows if "acc" in r and r["mode"] == "unsup"])
+    if df.empty:
+        return []
+    acc = df.pivot_table(index="dataset", columns="method", values="acc")
+    policies = {"auto (1-SE)": "auto", "always dawid-skene": "dawid-skene",
+                "always majority": "majority"}
+    # auto without the 1-SE rule: the candidate with the best criterion, from lodo entries
+    no_se = {d: e["acc"].get(max(e["crit"], key=lambda c: e["crit"][c]), np.nan)
+             for d, e in lodo.items()}
+    table = pd.DataFrame({p: acc[m] for p, m in policies.items() if m in acc})
+    if no_se:
+        table["auto (argmax)"] = pd.Series(no_se)
+    out = []
+    for d in table.index:
+        others = table.drop(index=d).mean()
+        choice = others.idxmax()
+        out.append({"dataset": d, "policy chosen without it": choice,
+                    "its accuracy": table.loc[d, choice],
+                    "rank corr (criterion vs acc)": lodo.get(d, {}).get("rho", np.nan)})
+    return out
+
+
+def gap_table(rows: list[dict]) -> list[dict]:
+    import pandas as pd
+
+    df = pd.DataFrame([r for r in rows if "acc" in r])
+    out = []
+    for (d, kind), g in df.groupby(["dataset", "kind"]):
+        peers = g[g.method.isin(BEST_PEER_SET)]
+        row = {"dataset": d, "kind": kind}
+        if not peers.empty:
+            best = peers.loc[peers.acc.idxmax()]
+            row.update(best_peer=best.method, best_peer_acc=best.acc)
+        for mode in ("unsup", "semi"):
+            a = g[(g.method == "auto") & (g["mode"] == mode)]
+            if not a.empty:
+                row[f"auto_{mode}_acc"] = float(a.acc.iloc[0])
+                row[f"auto_{mode}_log_loss"] = float(a.log_loss.iloc[0])
+                row[f"auto_{mode}_chose"] = a.chosen.iloc[0]
+        mv = g[(g.method == "majority") & (g["mode"] == "unsup")]
+        if not mv.empty:
+            row["mv_acc"], row["mv_log_loss"] = float(mv.acc.iloc[0]), float(mv.log_loss.iloc[0])
+        if "best_peer_acc" in row and "auto_unsup_acc" in row:
+            row["gap_unsup"] = row["auto_unsup_acc"] - row["best_peer_acc"]
+        if "best_peer_acc" in row and "auto_semi_acc" in row:
+            row["gap_semi"] = row["auto_semi_acc"] - row["best_peer_acc"]
+        out.append(row)
+    return out
+
+
+def main(argv=None) -> list[dict]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true", help="two small datasets, no peers")
+    ap.add_argument("--datasets", nargs="*", default=None)
+    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--out-dir", type=Path, default=None)
+    args = ap.parse_args(argv)
+    names = args.datasets or (SMOKE_DATASETS if args.smoke else list_shared())
+    peers_mod, peers = (None, {}) if (args.smoke or args.no_peers) else _peers()
+    rows: list[dict] = []
+    lodo: dict = {}
+    for name in names:
+        run_dataset(name, peers_mod, peers, rows, lodo)
+    cols = ("dataset", "method", "mode", "acc", "log_loss", "ece", "seconds", "chosen")
+    print_table([{c: r.get(c) for c in cols} for r in rows if "acc" in r])
+    errors = [r for r in rows if "error" in r]
+    for r in errors:
+        print(f"error: {r['dataset']} {r['method']} {r['mode']}: {r['error']}")
+    gaps = gap_table(rows)
+    print("\nper dataset: best peer vs auto")
+    print_table(gaps)
+    lt = lodo_table(rows, lodo)
+    print("\nleave-one-dataset-out: the selection policy chosen from the other sets")
+    print_table(lt)
+    summary = _summary(rows, gaps, lt)
+    print("\nsummary")
+    print_table(summary)
+    save_results("realdata" + ("_smoke" if args.smoke else ""), rows, out_dir=args.out_dir,
+                 packages=("numpy", "scipy", "sklearn", "pandas", "crowdkit", "snorkel"),
+                 extra={"gaps": gaps, "lodo": lt, "summary": summary,
+                        "criterion": {d: {"rho": e["rho"]} for d, e in lodo.items()}})
+    return rows
+
+
+def _summary(rows, gaps, lt) -> list[dict]:
+    import pandas as pd
+
+    df = pd.DataFrame([r for r in rows if "acc" in r])
+    if df.empty:
+        return []
+    out = (df.groupby(["kind", "method", "mode"])
+           .agg(datasets=("acc", "size"), mean_acc=("acc", "mean"),
+                mean_log_loss=("log_loss", "mean"), mean_ece=("ece", "mean"))
+           .reset_index().to_dict("records"))
+    g = pd.DataFrame(gaps)
+    for kind, gg in g.groupby("kind"):
+        rec = {"kind": kind, "method": "best peer per set", "mode": "unsup",
+               "datasets": int(gg.best_peer_acc.notna().sum()) if "best_peer_acc" in gg else 0}
+        if "best_peer_acc" in gg:
+            rec["mean_acc"] = float(gg.best_peer_acc.mean())
+        out.append(rec)
+    if lt:
+        ltd = pd.DataFrame(lt)
+        out.append({"kind": "all", "method": "LODO-chosen policy", "mode": "unsup",
+                    "datasets": len(ltd), "mean_acc": float(ltd["its accuracy"].mean())})
+    return out
+
+
+if __name__ == "__main__":
+    main()
