@@ -144,7 +144,8 @@ def run_dataset(name: str, peers_mod, peers: dict, rows: list, lodo: dict) -> No
             continue
         if dense is None:
             dense = L.to_dense() if not L.has_repeats() else L
-        record(pname, "unsup", lambda fn=fn: (None, fn(dense if "snorkel" in pname else L, k)))
+        data = dense if "snorkel" in pname else L
+        record(pname, "unsup", lambda fn=fn, data=data: (None, fn(data, k)))
     print(f"done {name} ({protocol})", file=sys.stderr)
 
 

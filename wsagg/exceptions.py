@@ -12,12 +12,16 @@ from __future__ import annotations
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 __all__ = [
+    "AlignmentWarning",
     "ConvergenceWarning",
+    "DependentSourcesWarning",
     "DoubleCorrectionWarning",
     "LabelingFunctionError",
     "NotFittedError",
     "PartitionError",
     "PriorCollapseWarning",
+    "SparseSourcesWarning",
+    "UninformativeFitWarning",
     "WsaggWarning",
 ]
 
@@ -40,3 +44,24 @@ class PartitionError(RuntimeError):
 
 class LabelingFunctionError(RuntimeError):
     """A labeling function raised or returned a value that is not a class or an abstain."""
+
+
+class AlignmentWarning(WsaggWarning):
+    """Known labels given as a pandas Series were aligned by item id and some of them match
+    no item (they are ignored)."""
+
+
+class DependentSourcesWarning(WsaggWarning):
+    """Some sources are copies of each other or agree far more than independent sources
+    would: an aggregator that assumes independence counts them as separate evidence, so its
+    posteriors are overconfident (see docs/labels.md, "Dependent and sparse sources")."""
+
+
+class SparseSourcesWarning(WsaggWarning):
+    """Most sources have too few votes to estimate the aggregator's per-source parameters
+    (see docs/labels.md, "Dependent and sparse sources")."""
+
+
+class UninformativeFitWarning(WsaggWarning):
+    """The fit learned nothing from the votes (e.g. every weight is zero), so the
+    predictions are the class prior for every item."""

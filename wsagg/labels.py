@@ -13,8 +13,15 @@ heuristics, prompts) on ``n`` items, with classes ``0..k-1`` and ``-1`` meaning 
   ``task, worker, label`` are accepted too) or a tuple of three arrays. Ids may be any
   hashable values; they are mapped to indices and kept (``item_ids`` in order of first
   appearance, so rows out follow the input; ``source_names`` and ``classes`` sorted).
-  A row whose label is missing (NaN/None) is an abstain: it registers the item and the
-  source but records no vote.
+  A row whose label is ``-1``, missing (NaN/None) or empty (``""``) is an abstain: it
+  registers the item and the source but records no vote. Any other negative number and any
+  fractional number in a label column is an error (class ids are ``0..k-1``).
+
+When neither ``n_classes`` nor ``classes`` is given, ``k`` is inferred as the largest class
+id + 1 — but only when that is not far beyond the distinct ids that occur (at most
+``max(d + 2, 2 d)`` for ``d`` distinct ids): a stray ``3000`` in a 3-class matrix, or a
+``-1`` cast to ``uint8`` (255), is refused with the values seen instead of silently making
+thousands of empty classes. Known labels ``y`` never add a class that no source votes for.
 
 Internally a label matrix is a list of votes ``(item, source, label)`` — its memory and every
 computation on it are linear in the number of votes, whatever ``n`` and ``m`` are. Repeated
@@ -34,6 +41,7 @@ rows out.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -42,7 +50,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["LabelMatrix", "as_label_matrix", "check_known_labels"]
+__all__ = [
+    "LabelMatrix",
+    "as_label_matrix",
+    "check_inferred_k",
+    "check_known_labels",
+    "check_memory",
+    "memory_budget",
+]
 
 DuplicatePolicy = Literal["count", "last", "first", "error"]
 _DUPLICATE_POLICIES = ("count", "last", "first", "error")
@@ -227,7 +242,8 @@ def as_label_matrix(
         or LabelMatrix
         The votes; see the module docstring for the conventions.
     n_classes : int, optional
-        ``k``. Inferred as ``max(label) + 1`` (also looking at ``y``) when not given.
+        ``k``. Inferred as ``max(label) + 1`` when not given (refused when that is far beyond
+        the distinct labels seen; see the module docstring).
     classes : sequence, optional
         For long format: the class labels in index order. Labels outside it are an error.
         Inferred (sorted unique labels) when not given.
@@ -239,7 +255,8 @@ def as_label_matrix(
     duplicates : {"count", "last", "first", "error"}
         Policy for repeated votes by one source on one item (see module docstring).
     y : array-like, optional
-        Known labels, only used to infer ``n_classes``.
+        Known labels: when ``n_classes`` is not given, a known class that no source votes
+        for is refused (pass ``n_classes``) instead of silently adding a class.
     """
     if duplicates not in _DUPLICATE_POLICIES:
         raise ValueError(
@@ -272,6 +289,41 @@ def as_label_matrix(
             "line)."
         )
     return lm
+
+
+def memory_budget() -> int:
+    """Bytes wsagg lets one step allocate: ``$WSAGG_MEMORY_BUDGET`` (a number of bytes, or
+    with a ``K``/``M``/``G``/``T`` suffix) when set, else half of the physical memory."""
+    env = os.environ.get("WSAGG_MEMORY_BUDGET", "").strip()
+    if env:
+        units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+        scale = units.get(env[-1].upper(), 1)
+        number = env[:-1] if env[-1].upper() in units else env
+        try:
+            return int(float(number) * scale)
+        except ValueError:
+            raise ValueError(
+                f"WSAGG_MEMORY_BUDGET={env!r} is not a size; use bytes or e.g. 8G."
+            ) from None
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) // 2
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - non-POSIX
+        return 8 * 2**30
+
+
+def check_memory(n_bytes: float, what: str) -> None:
+    """Refuse, before allocating, a step that would need more than :func:`memory_budget`."""
+    budget = memory_budget()
+    if n_bytes > budget:
+        raise ValueError(
+            f"{what} would need about {_gib(n_bytes)}, more than the memory budget "
+            f"{_gib(budget)}; check the sizes (a stray label or a wrong n_classes?) or raise "
+            "the budget with WSAGG_MEMORY_BUDGET=<bytes, e.g. 64G>."
+        )
+
+
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.3g} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.3g} MiB"
 
 
 def _check_n_classes(n_classes: Any) -> int:
@@ -316,7 +368,18 @@ def _as_int_labels(values: np.ndarray, what: str) -> np.ndarray:
     )
 
 
-def _resolve_k(max_label: int, n_classes: int | None, y: Any) -> int:
+def _resolve_k(
+    labels: np.ndarray,
+    n_classes: int | None,
+    y: Any,
+    *,
+    what: str = "The label matrix",
+    dtype: Any = None,
+) -> int:
+    """``k`` for integer class ids ``labels`` (the votes, abstains removed): ``n_classes``
+    when given (every label checked against it), else the largest id + 1, refused when it
+    is far beyond the distinct ids seen or when ``y`` holds a class that no source votes."""
+    max_label = int(labels.max()) if labels.size else -1
     if n_classes is not None:
         k = _check_n_classes(n_classes)
         if max_label >= k:
@@ -325,12 +388,53 @@ def _resolve_k(max_label: int, n_classes: int | None, y: Any) -> int:
                 "be 0..k-1 (abstain = -1); raise n_classes or re-encode the labels."
             )
         return k
-    k = max_label + 1
+    k = max(max_label + 1, 1)
+    check_inferred_k(labels, k, what=what, dtype=dtype)
     if y is not None:
         y_arr = np.asarray(y)
         if y_arr.size and y_arr.dtype.kind in "iuf" and np.isfinite(y_arr).all():
-            k = max(k, int(np.max(y_arr)) + 1)
-    return max(k, 1)
+            y_max = int(np.max(y_arr))
+            if y_max >= k:
+                raise ValueError(
+                    f"y contains class {y_max} but no source votes for a class above "
+                    f"{k - 1}; pass n_classes={y_max + 1} (--n-classes {y_max + 1}) if class "
+                    f"{y_max} is real, or fix y."
+                )
+    return k
+
+
+def check_inferred_k(
+    labels: np.ndarray, k: int, *, what: str = "The label matrix", dtype: Any = None
+) -> None:
+    """Refuse ``k = max id + 1`` inferred from integer class ids ``labels`` (``>= 0``) when it
+    is far beyond the ``d`` distinct ids that occur (more than ``max(d + 2, 2 d)``): a stray
+    label would otherwise create mostly empty classes (and allocate for them).
+
+    The distinct ids are counted without allocating from ``k`` when ``k`` exceeds what the
+    number of labels could justify."""
+    if k <= 3:
+        return
+    labels = np.asarray(labels)
+    n = int(labels.size)
+    if k > 2 * n + 2:  # d <= n, so this k is refused whatever the ids are
+        distinct = np.unique(labels)
+    else:
+        distinct = np.flatnonzero(np.bincount(labels.astype(np.int64, copy=False), minlength=k))
+    d = int(distinct.size)
+    if k <= max(d + 2, 2 * d):
+        return
+    ids = [str(int(v)) for v in distinct]
+    shown = ", ".join(ids if d <= 8 else [*ids[:6], "...", ids[-1]])
+    hint = ""
+    dt = None if dtype is None else np.dtype(dtype)
+    if dt is not None and dt.kind == "u" and d and int(distinct[-1]) == np.iinfo(dt).max:
+        hint = f" ({int(distinct[-1])} is -1 cast to {dt}: keep the votes in a signed dtype)"
+    raise ValueError(
+        f"{what} has class ids up to {k - 1} but only {d} distinct ones ({shown}){hint}, so "
+        f"inferring k = {k} classes would create mostly empty classes. Pass n_classes=k "
+        "(--n-classes K on the command line) if there really are that many classes, or fix "
+        "the stray labels."
+    )
 
 
 def _names(names: Any, m: int, what: str) -> np.ndarray:
@@ -368,15 +472,15 @@ def _from_dense(L: Any, n_classes: int | None, y: Any, names: Any) -> LabelMatri
             f"The label matrix contains {min_label}; the only negative value allowed is -1 "
             "(abstain). Classes are 0..k-1."
         )
-    max_label = int(vals.max())
-    k = _resolve_k(max_label, n_classes, y)
     flat = np.ascontiguousarray(vals).reshape(-1)
     index = np.flatnonzero(flat >= 0)  # row-major: votes come grouped by item
+    label = flat[index].astype(np.int64, copy=False)
+    k = _resolve_k(label, n_classes, y, dtype=arr.dtype)
     rows, cols = np.divmod(index, m)
     return LabelMatrix(
         item=rows,
         source=cols,
-        label=flat[index].astype(np.int64, copy=False),
+        label=label,
         n_items=n,
         n_sources=m,
         n_classes=k,
@@ -409,8 +513,7 @@ def _from_sparse(
     cols = coo.col[keep].astype(np.int64)
     labels = data[keep] - 1
     rows, cols, labels = _apply_duplicates(rows, cols, labels, m, duplicates)
-    max_label = int(labels.max()) if labels.size else -1
-    k = _resolve_k(max_label, n_classes, y)
+    k = _resolve_k(labels, n_classes, y, what="The sparse label matrix")
     return LabelMatrix(
         item=rows,
         source=cols,
@@ -512,6 +615,8 @@ def _int_label_codes(
         return None
     if classes is None:
         if n_classes is None:
+            check_inferred_k(labels, hi + 1, what="The long-format label column",
+                             dtype=labels.dtype)
             return labels.astype(np.int64, copy=False), np.arange(hi + 1)
         k = _check_n_classes(n_classes)
         if hi >= k:
@@ -568,15 +673,16 @@ def _from_long(
                 f"Source {bad!r} was not seen at fit time. Known sources: the estimator's "
                 "source_names_; drop the new source's rows or refit."
             )
+    labels, present = _long_votes(labels)
+    rows = np.asarray(item_codes, dtype=np.int64)
+    cols = np.asarray(source_codes, dtype=np.int64)
+    if present is not None:  # rows with abstains (-1, NaN, empty) register items, no votes
+        rows, cols = rows[present], cols[present]
     fast = _int_label_codes(labels, n_classes, classes)
     if fast is not None:  # integer class ids 0..k-1: no hashing (same result as below)
         label_codes, cls = fast
-        rows = np.asarray(item_codes, dtype=np.int64)
-        cols = np.asarray(source_codes, dtype=np.int64)
     else:
-        present, label_codes, cls = _generic_label_codes(labels, n_classes, classes)
-        rows = item_codes[present].astype(np.int64)
-        cols = np.asarray(source_codes)[present].astype(np.int64)
+        label_codes, cls = _generic_label_codes(labels, n_classes, classes)
     rows, cols, labs = _apply_duplicates(
         rows, cols, label_codes.astype(np.int64), names.shape[0], duplicates
     )
@@ -593,23 +699,78 @@ def _from_long(
     )
 
 
+_ABSTAIN_TOKENS = ("", "-1", -1)
+
+
+def _long_votes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The votes of a long-format label column: ``-1``, NaN/None and ``""`` are abstains
+    (returned mask of the other rows, ``None`` when every row votes); any other negative or
+    fractional number is refused. Whole floats become int64 (a CSV with empty labels)."""
+    labels = np.asarray(labels)
+    kind = labels.dtype.kind
+    if kind in "iu":
+        if kind == "i" and labels.size and int(labels.min()) < 0:
+            _refuse_long_number(labels[labels < -1], "negative")
+            present = labels != -1
+            return labels[present], present
+        return labels, None
+    if kind == "f":
+        absent = np.isnan(labels) | (labels == -1)
+        votes = labels[~absent] if absent.any() else labels
+        if not np.all(np.isfinite(votes)):
+            _refuse_long_number(votes[~np.isfinite(votes)], "infinite")
+        _refuse_long_number(votes[votes < 0], "negative")
+        _refuse_long_number(votes[votes != np.round(votes)], "fractional")
+        votes = votes.astype(np.int64)
+        return (votes, ~absent) if absent.any() else (votes, None)
+    if kind == "b":
+        return labels, None
+    absent = np.asarray(pd.isna(labels), dtype=bool)
+    if kind in "OUS":
+        rest = np.flatnonzero(~absent)
+        token = pd.Series(labels[rest], dtype=object).isin(_ABSTAIN_TOKENS).to_numpy()
+        absent[rest[token]] = True
+    if not absent.any():
+        return labels, None
+    return labels[~absent], ~absent
+
+
+def _refuse_long_number(bad: np.ndarray, what: str) -> None:
+    if bad.size:
+        value = bad[0].item() if hasattr(bad[0], "item") else bad[0]
+        raise ValueError(
+            f"The long-format label column holds the {what} label {value!r}; labels are "
+            "class ids 0..k-1 (or class names), and -1, NaN or an empty cell mean abstain. "
+            "Fix or drop those rows."
+        )
+
+
 def _generic_label_codes(
     labels: np.ndarray, n_classes: int | None, classes: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mask of present (non-missing) labels, their class indices, and the classes, for
-    labels of any hashable type."""
-    missing = pd.isna(labels)
-    present = ~np.asarray(missing, dtype=bool)
-    lab_values = labels[present]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class indices of the votes ``labels`` (abstains removed, any hashable type) and the
+    classes."""
+    lab_values = labels
     if classes is None:
         if lab_values.size == 0:
-            raise ValueError("The long-format input has no votes (every label is missing).")
+            raise ValueError(
+                "The long-format input has no votes (every label is missing or -1)."
+            )
         try:
             cls = np.asarray(sorted(pd.unique(lab_values)))
         except TypeError as err:
             raise TypeError(
                 "Class labels of mixed types cannot be ordered; pass classes=[...] explicitly."
             ) from err
+        if cls.dtype == object:  # numbers among object labels: same rules as a number column
+            nums = np.asarray(
+                [v for v in cls if isinstance(v, int | float | np.number)
+                 and not isinstance(v, bool | np.bool_)], dtype=float,
+            )
+            _refuse_long_number(nums[nums < 0], "negative")
+            _refuse_long_number(nums[nums != np.round(nums)], "fractional")
+            if nums.size == cls.size and nums.size:
+                cls = nums.astype(np.int64)
         if cls.dtype.kind == "f" and np.all(cls == np.round(cls)):
             cls = cls.astype(np.int64)  # integer ids read as float (a CSV with empty labels)
         if n_classes is not None:
@@ -627,6 +788,7 @@ def _generic_label_codes(
                     f"integer ids 0..{k - 1}; pass classes=[...] with all {k} labels."
                 )
         elif cls.dtype.kind in "iu" and cls.min() >= 0:
+            check_inferred_k(cls, int(cls.max()) + 1, what="The long-format label column")
             cls = np.arange(int(cls.max()) + 1)
     else:
         cls = np.asarray(list(classes))
@@ -639,15 +801,20 @@ def _generic_label_codes(
             f"Unknown class label {bad!r} in long-format input; known classes are "
             f"{list(cls)}. Fix the label or pass classes=[...] including it."
         )
-    return present, label_codes, cls
+    return label_codes, cls
 
 
-def check_known_labels(y: Any, lm: LabelMatrix) -> np.ndarray:
+def check_known_labels(y: Any, lm: LabelMatrix, notes: list | None = None) -> np.ndarray:
     """Validate known labels ``y`` (class index, ``-1`` = unknown) against a label matrix.
 
     ``y`` may be an array of length ``n`` aligned with the label matrix's items (class
     indices, ``-1`` unknown), or a pandas Series indexed by item id holding the user's class
     labels (NaN = unknown). Returns an int64 array of class indices with ``-1`` = unknown.
+
+    A Series is aligned by item id (by position only with the default index ``0..n-1``).
+    Its index being the positions shifted (e.g. ``1..n``) while not every id is an item is
+    an error naming both readings; when only some of its known labels match an item, a
+    message with the counts is appended to ``notes`` (the caller warns with it).
     """
     if isinstance(y, pd.Series) and not (
         # positional only for the default index 0..len-1 (pandas 3 turns {1: .., 2: ..}
@@ -661,10 +828,33 @@ def check_known_labels(y: Any, lm: LabelMatrix) -> np.ndarray:
                 "known label per item."
             )
         items = pd.Index(lm.item_ids)
-        if y.notna().any() and not y.index[y.notna().to_numpy()].isin(items).any():
+        known_ids = y.index[y.notna().to_numpy()]
+        matched = known_ids.isin(items)
+        n_match, n_known = int(matched.sum()), int(known_ids.shape[0])
+        shift = _shifted_positions(y.index, lm.n_items)
+        if shift is not None and not y.index.isin(items).all():
+            ids = (f"{_show(items[0])}..{_show(items[-1])}" if len(items) > 1
+                   else _show(items[0]))
             raise ValueError(
-                f"None of y's item ids (e.g. {y.index[0]!r}) is an item of the label matrix "
-                f"(e.g. {items[0]!r}); index y by the same item ids (and dtype) as the votes."
+                f"y's index runs {y.index.min()}..{y.index.max()}, the item positions "
+                f"0..{lm.n_items - 1} shifted by {shift}, but the items' ids are {ids}: read "
+                f"by item id, y labels {n_match} of its {n_known} known items (the rest match "
+                f"no item); read by position, it labels all {n_known}. Pass y.to_numpy() to "
+                "align by position, or index y by the items' ids."
+            )
+        if n_known and not n_match:
+            raise ValueError(
+                f"None of y's item ids (e.g. {_show(known_ids[0])}) is an item of the label "
+                f"matrix (e.g. {_show(items[0])}); index y by the same item ids (and dtype) as "
+                "the votes."
+            )
+        if n_match < n_known and notes is not None:
+            bad = known_ids[~matched][0]
+            notes.append(
+                f"y is aligned with the items by its index: {n_match} of its {n_known} known "
+                f"labels match an item id and are used, {n_known - n_match} match none (e.g. "
+                f"{_show(bad)}) and are ignored. Index y by the items' ids (as_label_matrix(L)"
+                ".item_ids) or pass an array in item order."
             )
         return _class_codes(y.reindex(items), lm)
     arr = np.asarray(y)
@@ -680,11 +870,31 @@ def check_known_labels(y: Any, lm: LabelMatrix) -> np.ndarray:
     vals = _as_int_labels(arr, "y")
     if (vals < -1).any() or (vals >= lm.n_classes).any():
         bad = vals[(vals < -1) | (vals >= lm.n_classes)][0]
+        more = (
+            f" (if class {int(bad)} is real, pass n_classes={int(bad) + 1})"
+            if bad >= lm.n_classes else ""
+        )
         raise ValueError(
             f"y contains {int(bad)}; known labels must be class ids 0..{lm.n_classes - 1} "
-            "with -1 for unknown."
+            f"with -1 for unknown{more}."
         )
     return vals
+
+
+def _show(v: Any) -> str:
+    """``repr`` of a user's id, NumPy scalars shown as plain Python values."""
+    return repr(v.item() if isinstance(v, np.generic) else v)
+
+
+def _shifted_positions(index: pd.Index, n: int) -> int | None:
+    """``o`` when ``index`` is the positions ``0..n-1`` shifted by ``o != 0`` (e.g. a
+    1-based index), else ``None``."""
+    if len(index) != n or n == 0 or index.dtype.kind not in "iu":
+        return None
+    lo = int(index.min())
+    if lo == 0 or int(index.max()) - lo != n - 1 or index.has_duplicates:
+        return None
+    return lo
 
 
 def _class_codes(s: pd.Series, lm: LabelMatrix) -> np.ndarray:

@@ -510,7 +510,7 @@ def test_repeated_votes_are_grouped_by_one_hot_rows():
 @pytest.mark.parametrize(
     ("params", "fit_kwargs", "match"),
     [
-        ({"constraints": "nope"}, {}, "'constraints' parameter of AdversarialLogLoss must be a str among"),
+        ({"constraints": "nope"}, {}, "'constraints' parameter of AdversarialLogLoss must be"),
         ({"solver": "mosek"}, {}, "'solver' parameter of AdversarialLogLoss must be a str among"),
         ({"confidence": 1.0}, {}, r"'confidence' parameter .* range \[0.0, 1.0\)"),
         ({"box": "x"}, {}, "'box' parameter"),

@@ -469,7 +469,7 @@ def test_huge_diagonal_smoothing_is_majority_vote():
 
 
 def test_auto_diagonal_bad_value():
-    with pytest.raises(ValueError, match=r"'diagonal_smoothing' parameter .*a str among \{'auto'\}"):
+    with pytest.raises(ValueError, match=r"'diagonal_smoothing' parameter .*among \{'auto'\}"):
         DawidSkene(diagonal_smoothing="best").fit(np.array([[0, 1], [1, 1], [0, 0]]))
 
 
@@ -560,3 +560,39 @@ def test_resolve_abstain_from_vote_counts():
     assert resolve_abstain("ignore", counts, lm.n_votes, lm.n_items) == "ignore"
     full = as_label_matrix(rng.integers(0, 2, (300, 4)))  # no abstains: "ignore"
     assert resolve_abstain("auto", vote_counts(full), full.n_votes, full.n_items) == "ignore"
+
+
+# -- the prior-collapse detector (issue 15, pattern (a)) --------------------------------
+
+
+def _fitted_ds(k=3):
+    from wsagg.datasets import make_dawid_skene
+
+    d = make_dawid_skene(200, 5, k, coverage=0.8, random_state=0)
+    return DawidSkene(random_state=0).fit(d.L)
+
+
+def test_prior_collapse_fires_on_a_class_whose_prior_fell_below_its_label_share():
+    est = _fitted_ds()
+    # the measured case: a class with a 0.20 share among the known labels got prior 0.023
+    est.class_prior_ = np.array([0.023, 0.5, 0.477])
+    with pytest.warns(PriorCollapseWarning, match="known labels"):
+        est._check_prior_collapse(np.array([0.15, 0.45, 0.40]), None,
+                                  np.array([0.20, 0.42, 0.38]))
+
+
+def test_prior_collapse_fires_on_an_inflated_prior_of_a_class_rarely_voted():
+    est = _fitted_ds()
+    # the measured case: a class with 0.1% of the votes got a prior of 0.137
+    est.class_prior_ = np.array([0.137, 0.5, 0.363])
+    with pytest.warns(PriorCollapseWarning, match="far above its majority-vote share"):
+        est._check_prior_collapse(np.array([0.001, 0.55, 0.449]))
+
+
+def test_prior_collapse_is_silent_when_the_prior_matches_the_shares():
+    est = _fitted_ds()
+    est.class_prior_ = np.array([0.2, 0.45, 0.35])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PriorCollapseWarning)
+        est._check_prior_collapse(np.array([0.18, 0.46, 0.36]), None,
+                                  np.array([0.22, 0.43, 0.35]))

@@ -176,5 +176,27 @@ def test_predict_on_label_matrix_with_other_sources_is_an_error():
 
 
 def test_tie_break_is_validated_at_fit():
-    with pytest.raises(ValueError, match="'tie_break' parameter of MajorityVote must be a str among"):
+    with pytest.raises(ValueError, match="'tie_break' parameter of MajorityVote must be a str"):
         MajorityVote(tie_break="abstain").fit(np.array([[0, 1], [1, 1]]))
+
+
+def test_uncovered_items_get_the_known_label_frequencies_not_the_firing_shares():
+    # issue 15, pattern (f): 72% of the items have no vote; the sources fire mostly on the
+    # rare class (0), so the vote shares say "class 0" while 88% of the items are class 1
+    rng = np.random.default_rng(0)
+    n = 1000
+    y_true = (rng.random(n) < 0.88).astype(int)
+    L = np.full((n, 3), -1)
+    fire = np.flatnonzero((y_true == 0) | (rng.random(n) < 0.2))[: int(0.28 * n)]
+    L[fire, 0] = 0
+    L[fire[::3], 1] = y_true[fire[::3]]
+    known = np.full(n, -1)
+    known[:100] = y_true[:100]
+    uncovered = (L < 0).all(axis=1)
+    assert uncovered.mean() >= 0.7
+    without = MajorityVote().fit(L)
+    assert without.class_prior_.argmax() == 0  # the firing shares (documented limitation)
+    mv = MajorityVote().fit(L, known)
+    assert mv.class_prior_.argmax() == 1
+    pred = mv.predict(L)
+    assert np.mean(pred[uncovered] == y_true[uncovered]) >= 0.85

@@ -42,8 +42,12 @@ class MajorityVote(BaseAggregator):
         ``None``: every vote counts 1. An array: non-negative weight per source.
         ``"accuracy"``: one-coin log-odds weights estimated from the known labels ``y``.
     prior : {"empirical", "uniform"} or array-like of shape (k,)
-        ``class_prior_`` given to items with no vote: the mean soft vote over covered items
-        at fit (``"empirical"``), uniform, or a given distribution.
+        ``class_prior_`` given to items with no vote. ``"empirical"``: the class
+        frequencies of the known labels ``y`` (Laplace-smoothed) when some are given, else
+        the mean soft vote over the covered items — which on labeling-function data follows
+        what the sources fire on, not how frequent the classes are among the items nobody
+        votes on (pass a few known labels, or use ``DawidSkene(abstain="model")`` /
+        ``AutoAggregator``); ``"uniform"``; or a given distribution.
     tie_break : {"first", "random"}
         Tie policy of :meth:`predict` (see :mod:`wsagg.base`).
     random_state : int, RandomState or None
@@ -111,7 +115,11 @@ class MajorityVote(BaseAggregator):
         total = counts.sum(axis=1)
         covered = total > 0
         if isinstance(self.prior, str) and self.prior == "empirical":
-            if covered.any():
+            if y is not None and (y >= 0).any():
+                # the class frequencies of the known labels (Laplace-smoothed): what the
+                # items without a vote most likely are, whatever the sources fire on
+                prior = (np.bincount(y[y >= 0], minlength=k) + 1.0) / (np.sum(y >= 0) + k)
+            elif covered.any():
                 prior = (counts[covered] / total[covered, None]).mean(axis=0)
             else:
                 prior = np.full(k, 1.0 / k)

@@ -94,6 +94,9 @@ from wsagg.labels import LabelMatrix
 __all__ = ["DawidSkene", "PriorCollapseWarning"]
 
 _FLOOR = 1e-300  # log floor: only reached with smoothing=0 and an empty count
+_COLLAPSE = 0.2  # a prior below a fifth of the reference share is a collapse
+_INFLATE = 10.0  # ... above ten times the vote share (plus 0.05) an inflation
+_MIN_KNOWN_FOR_SHARES = 20  # known labels needed to compare the prior with their shares
 _AUTO_FALLBACK = 0.1  # diagonal_smoothing="auto" without (enough) known labels
 _CV_FOLDS = 5
 
@@ -282,8 +285,10 @@ class DawidSkene(BaseAggregator):
     On labeling-function data, unsupervised EM often drifts to a fixed point where the class
     prior collapses onto a few classes (the sources are not conditionally independent); a
     :class:`PriorCollapseWarning` is emitted when the learned prior of a class falls below a
-    tenth of its majority-vote share. Pass some known labels ``y`` (semi-supervised: those
-    items are clamped), fix ``class_prior``, or use :class:`~wsagg.MajorityVote`.
+    fifth of its majority-vote share, rises above ten times it (plus 0.05), or — with at
+    least 20 known labels — strays more than a factor five from the known labels' class
+    shares. Pass some known labels ``y`` (semi-supervised: those items are clamped), fix
+    ``class_prior``, or use :class:`~wsagg.AutoAggregator` / :class:`~wsagg.MajorityVote`.
 
     ``predict_proba`` is inductive: it applies the learned parameters to any label matrix
     with the same sources, and does not copy known labels into the output, so
@@ -442,17 +447,25 @@ class DawidSkene(BaseAggregator):
         assert best is not None
         result, proba = best
         self._set_fitted(result, n_items=lm.n_items)
-        if known is None and hp["class_prior"] is None:
+        if hp["class_prior"] is None:
             # class shares over the covered items: of the soft majority vote q0 and of the
             # posterior (uncovered items are uniform in q0 and follow the prior in proba)
             covered = np.bincount(lm.item, minlength=lm.n_items) > 0
             n_cov = max(int(np.count_nonzero(covered)), 1)
             n_unc = lm.n_items - int(np.count_nonzero(covered))
+            label_share = None
+            if known is not None:
+                q0 = initial_posterior(lm, None, design)  # the votes' own shares, unclamped
+                n_known = int(np.count_nonzero(known >= 0))
+                if n_known >= _MIN_KNOWN_FOR_SHARES:
+                    label_share = np.bincount(known[known >= 0], minlength=lm.n_classes) / n_known
             mv_share = (col_sum(q0) - n_unc / lm.n_classes) / n_cov
             pred = np.argmax(proba[covered], axis=1) if n_unc else np.argmax(proba, axis=1)
             # (predicted shares of a handful of items say nothing: only from 50 covered items)
             post_share = np.bincount(pred, minlength=lm.n_classes) / n_cov
-            self._check_prior_collapse(mv_share, post_share if n_cov >= 50 else None)
+            self._check_prior_collapse(
+                mv_share, post_share if n_cov >= 50 and known is None else None, label_share
+            )
         return proba
 
     # The steps below are shared with the partitioned fit (.partitioned), which computes
@@ -555,28 +568,49 @@ class DawidSkene(BaseAggregator):
             )
 
     def _check_prior_collapse(
-        self, mv_share: np.ndarray, post_share: np.ndarray | None = None
+        self,
+        mv_share: np.ndarray,
+        post_share: np.ndarray | None = None,
+        label_share: np.ndarray | None = None,
     ) -> None:
-        """:class:`PriorCollapseWarning` when the learned prior of a class (or its share of
-        the predicted items, ``post_share``, where given) falls below a tenth of its share
-        ``mv_share`` of the soft majority vote over the covered items."""
+        """:class:`PriorCollapseWarning` when the learned class prior disagrees with what
+        the data say about the class frequencies:
+
+        * *collapse*: the prior of a class (or its share of the predicted items,
+          ``post_share``, where given) falls below a fifth of its share ``mv_share`` of the
+          soft majority vote over the covered items;
+        * *inflation*: the prior of a class exceeds ten times its vote share plus 0.05 (a
+          class the sources almost never vote for gets a large prior: EM follows the
+          sources' firing rates, not the classes);
+        * with at least 20 known labels, the prior of a class is below a fifth, or above five
+          times plus 0.05, of its share ``label_share`` among the known labels.
+        """
         prior = self.class_prior_
         share = prior if post_share is None else np.minimum(prior, post_share)
-        collapsed = np.flatnonzero((mv_share >= 0.01) & (share < 0.1 * mv_share))
-        if collapsed.size:
-            c = collapsed[0]
-            what, predicted = "prior", ""
-            if post_share is not None:
-                what = "prior or the predicted share"
-                predicted = f", predicted share {post_share[c]:.3g}"
+        problems: list[tuple[int, str]] = []
+        for c in np.flatnonzero((mv_share >= 0.01) & (share < _COLLAPSE * mv_share)):
+            what = "prior" + (" or predicted share" if post_share is not None else "")
+            problems.append((c, f"{what} {share[c]:.3g} far below its majority-vote share "
+                                f"{mv_share[c]:.3g}"))
+        for c in np.flatnonzero(prior > _INFLATE * mv_share + 0.05):
+            problems.append((c, f"prior {prior[c]:.3g} far above its majority-vote share "
+                                f"{mv_share[c]:.3g}"))
+        if label_share is not None:
+            bad = (prior < _COLLAPSE * label_share) | (prior > label_share / _COLLAPSE + 0.05)
+            for c in np.flatnonzero(bad):
+                problems.append((c, f"prior {prior[c]:.3g} vs {label_share[c]:.3g} among the "
+                                    "known labels"))
+        if problems:
+            c, text = problems[0]
             warn(
-                f"Prior collapse: EM drove the {what} of {collapsed.size} class(es) far below "
-                f"their majority-vote share (class {self.classes_[c]!r}: prior "
-                f"{prior[c]:.3g}{predicted} vs {mv_share[c]:.3g}). This is a degenerate "
-                "fixed point, common on labeling-function data that breaks conditional "
-                "independence. Pass known labels y for some items, fix class_prior, try "
-                "abstain='model', or use MajorityVote.",
-                PriorCollapseWarning)
+                f"Prior collapse: the learned class prior disagrees with the data for "
+                f"{len({p[0] for p in problems})} class(es) (class {self.classes_[c]!r}: "
+                f"{text}). This is a degenerate fixed point, common on labeling-function "
+                "data that breaks conditional independence. Pass known labels y for some "
+                "items, fix class_prior, try abstain='model', or use AutoAggregator / "
+                "MajorityVote.",
+                PriorCollapseWarning,
+            )
 
     # -- prediction ----------------------------------------------------------------------
     def _predict_proba(self, lm: LabelMatrix) -> np.ndarray:
