@@ -31,11 +31,15 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from wsagg.labels import LabelMatrix, as_label_matrix, check_known_labels
+from wsagg._source_checks import check_sources
+from wsagg._validation import warn
+from wsagg.exceptions import AlignmentWarning
+from wsagg.labels import LabelMatrix, as_label_matrix, check_known_labels, check_memory
 
 __all__ = ["BaseAggregator", "break_ties"]
 
 _TIE_TOL = 1e-12
+_PREDICT_CHUNK = 1 << 16  # rows per block when predicting a large dense / sparse matrix
 
 
 def break_ties(
@@ -43,14 +47,18 @@ def break_ties(
 ) -> np.ndarray:
     """Class index of highest probability per row, under a tie policy.
 
-    ``"first"``: lowest index among the maxima; ``"random"``: uniform among the maxima, with a
-    generator from ``random_state``.
+    The maxima are the classes within ``1e-12`` of the row's maximum (so two solvers that
+    agree to rounding error predict the same classes). ``"first"``: the lowest index among
+    them; ``"random"``: uniform among them, with a generator from ``random_state``.
     """
-    if tie_break == "first":
-        return np.argmax(proba, axis=1)
-    if tie_break != "random":
+    if tie_break not in ("first", "random"):
         raise ValueError(f"tie_break must be 'first' or 'random'; got {tie_break!r}.")
+    proba = np.asarray(proba)
+    if proba.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
     is_max = proba >= proba.max(axis=1, keepdims=True) - _TIE_TOL
+    if tie_break == "first":  # the lowest index within the tolerance of the maximum
+        return np.argmax(is_max, axis=1)
     rng = check_random_state(random_state)
     noise = rng.random_sample(proba.shape)
     return np.argmax(np.where(is_max, noise, -1.0), axis=1)
@@ -67,11 +75,20 @@ class BaseAggregator(BaseEstimator):
         n_classes = getattr(self, "n_classes", None)
         y_hint = None if y is None or not hasattr(y, "__len__") else y
         lm = as_label_matrix(L, n_classes=n_classes, y=_numeric_or_none(y_hint))
-        y_idx = None if y is None else check_known_labels(y, lm)
+        notes: list[str] = []
+        y_idx = None if y is None else check_known_labels(y, lm, notes)
+        for note in notes:
+            warn(note, AlignmentWarning)
         if getattr(self, "tie_break", "first") not in ("first", "random"):
             raise ValueError(
                 f"tie_break must be 'first' or 'random'; got {self.tie_break!r}."
             )
+        n, m, k = lm.n_items, lm.n_sources, lm.n_classes
+        check_memory(
+            8.0 * (4 * n * k + 2 * m * k * k),
+            f"Fitting {type(self).__name__} on {n:,} items x {k:,} classes ({m:,} sources)",
+        )
+        check_sources(lm, self)
         self.classes_ = lm.classes
         self.n_classes_ = lm.n_classes
         self.n_sources_ = lm.n_sources
@@ -131,8 +148,30 @@ class BaseAggregator(BaseEstimator):
         """Posterior class probabilities ``(n, k)`` for the items of ``L``."""
         if _is_partitioned(L):  # e.g. a Dask array gives a Dask array (map_blocks)
             return self._predict_partitioned(L)
+        blocks = _row_blocks(L, _PREDICT_CHUNK)
+        if blocks is not None:  # many rows: convert and predict a block at a time
+            return self._predict_blocks(*blocks)
         lm = self._validate_predict(L)
         return self._predict_proba(lm)
+
+    def _predict_blocks(self, X: Any, n: int) -> np.ndarray:
+        """``predict_proba`` of a dense array or CSR matrix of ``n`` rows, ``_PREDICT_CHUNK``
+        rows at a time: memory is the ``(n, k)`` result plus one block's votes."""
+        check_is_fitted(self, "classes_")
+        if X.shape[1] != self.n_sources_:
+            raise ValueError(
+                f"The label matrix has {X.shape[1]} sources (columns) but the estimator was "
+                f"fitted with {self.n_sources_}. Pass the same sources, in the same order, as "
+                "at fit."
+            )
+        k = int(self.n_classes_)
+        check_memory(8.0 * n * k, f"The ({n:,}, {k}) posterior matrix")
+        out = np.empty((n, k), dtype=np.float64)
+        for start in range(0, n, _PREDICT_CHUNK):
+            stop = min(start + _PREDICT_CHUNK, n)
+            lm = self._validate_predict(X[start:stop])
+            out[start:stop] = self._predict_proba(lm)
+        return out
 
     def predict(self, L: Any) -> np.ndarray:
         """Most probable class per item (a value of ``classes_``); ties per ``tie_break``."""
@@ -191,6 +230,20 @@ class BaseAggregator(BaseEstimator):
 
     def _predict_proba(self, lm: LabelMatrix) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
+
+
+def _row_blocks(L: Any, chunk: int) -> tuple[Any, int] | None:
+    """``(rows, n)`` when ``L`` is a dense 2-D array or a sparse matrix of more than
+    ``chunk`` rows (predicted a block of rows at a time), else ``None``."""
+    import scipy.sparse as sp
+
+    if sp.issparse(L):
+        if L.ndim == 2 and L.shape[0] > chunk:
+            return sp.csr_matrix(L), int(L.shape[0])
+        return None
+    if isinstance(L, np.ndarray) and L.ndim == 2 and L.shape[0] > chunk and L.dtype != object:
+        return L, int(L.shape[0])
+    return None
 
 
 def _is_default_ids(ids: Any) -> bool:

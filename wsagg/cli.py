@@ -211,6 +211,8 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
         f"wsagg: aggregated {lm.n_items} items x {lm.n_sources} sources "
         f"({lm.n_votes} votes, {lm.n_classes} classes) with {args.method} -> {out}"
     )
+    if getattr(model, "explanation_", None):
+        print(f"wsagg: {args.method}: {model.explanation_}")
     return 0
 
 
@@ -285,6 +287,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         f"tie-break would get instead, as the data MANIFEST does: {expected:.4f} on covered "
         "items)"
     )
+    if getattr(model, "explanation_", None):
+        print(f"{args.method}: {model.explanation_}")
     return 0
 
 
@@ -338,12 +342,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"wsagg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{demo,aggregate,analyze,methods}")
     methods = sorted(AGGREGATORS)
-    method_help = "aggregator (default majority): " + "; ".join(
+    method_help = "aggregator (default auto): " + "; ".join(
         f"{name} = {spec.summary}" for name, spec in sorted(AGGREGATORS.items())
     ) + ". Its parameters: wsagg methods."
 
     p = sub.add_parser("demo", help="aggregate the embedded dataset and score it against gold")
-    p.add_argument("--method", default="majority", choices=methods)
+    p.add_argument("--method", default="auto", choices=methods)
     p.add_argument("--split", default="train", choices=["train", "valid", "test"])
     p.add_argument("--known-labels", default=None, choices=["none", "valid"],
                    help="fit with the valid split's gold as known labels (default: none; "
@@ -355,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("aggregate", help="write soft labels for every item of INPUT")
     _add_input_options(p)
     p.add_argument("-o", "--output", required=True, help="output file: .csv, .parquet or .npz")
-    p.add_argument("--method", default="majority", choices=methods, help=method_help)
+    p.add_argument("--method", default="auto", choices=methods, help=method_help)
     p.add_argument("--param", action="append", metavar="KEY=VALUE",
                    help="aggregator parameter, e.g. --param max_iter=200 (repeatable)")
     p.add_argument("--force", action="store_true", help="replace an existing output file")

@@ -22,7 +22,7 @@ import pandas as pd
 
 from wsagg.labels import LabelMatrix, as_label_matrix, check_known_labels
 
-__all__ = ["label_matrix_summary", "source_summary"]
+__all__ = ["abstains_are_informative", "label_matrix_summary", "source_summary"]
 
 
 def _per_item_source(lm: LabelMatrix) -> tuple[np.ndarray, np.ndarray]:
@@ -110,3 +110,18 @@ def label_matrix_summary(L: Any, n_classes: int | None = None) -> dict[str, Any]
         "conflict": float(np.mean((counts > 0).sum(axis=1) > 1)),
         "repeated_votes": bool(lm.has_repeats()),
     }
+
+
+def abstains_are_informative(counts: np.ndarray, n_votes: int, n_items: int) -> bool:
+    """Whether the sources look like labeling functions, whose abstains carry information:
+    at least half of the sources with 5 or more votes are *unipolar* (99% of their votes on
+    one class) and some (item, source) pair is an abstain.
+
+    ``counts`` is the ``(m, k)`` table of votes per source and class. Used by
+    ``DawidSkene(abstain="auto")`` and by ``AutoAggregator``'s gold-free criterion."""
+    tot = counts.sum(axis=1)
+    active = tot >= 5
+    if not active.any() or n_votes >= n_items * counts.shape[0]:
+        return False
+    unipolar = counts[active].max(axis=1) >= 0.99 * tot[active]
+    return bool(unipolar.mean() >= 0.5)

@@ -21,7 +21,8 @@ When neither ``n_classes`` nor ``classes`` is given, ``k`` is inferred as the la
 id + 1 — but only when that is not far beyond the distinct ids that occur (at most
 ``max(d + 2, 2 d)`` for ``d`` distinct ids): a stray ``3000`` in a 3-class matrix, or a
 ``-1`` cast to ``uint8`` (255), is refused with the values seen instead of silently making
-thousands of empty classes. Known labels ``y`` never add a class that no source votes for.
+thousands of empty classes. Known labels ``y`` never add a class that no source votes for
+(except the second class of a binary problem whose sources all vote one class).
 
 Internally a label matrix is a list of votes ``(item, source, label)`` — its memory and every
 computation on it are linear in the number of votes, whatever ``n`` and ``m`` are. Repeated
@@ -394,7 +395,9 @@ def _resolve_k(
         y_arr = np.asarray(y)
         if y_arr.size and y_arr.dtype.kind in "iuf" and np.isfinite(y_arr).all():
             y_max = int(np.max(y_arr))
-            if y_max >= k:
+            if y_max == 1 and k == 1:  # votes for one class only: y shows the binary other
+                k = 2
+            elif y_max >= k:
                 raise ValueError(
                     f"y contains class {y_max} but no source votes for a class above "
                     f"{k - 1}; pass n_classes={y_max + 1} (--n-classes {y_max + 1}) if class "
@@ -831,6 +834,12 @@ def check_known_labels(y: Any, lm: LabelMatrix, notes: list | None = None) -> np
         known_ids = y.index[y.notna().to_numpy()]
         matched = known_ids.isin(items)
         n_match, n_known = int(matched.sum()), int(known_ids.shape[0])
+        if n_known and not n_match:
+            raise ValueError(
+                f"None of y's item ids (e.g. {_show(known_ids[0])}) is an item of the label "
+                f"matrix (e.g. {_show(items[0])}); index y by the same item ids (and dtype) as "
+                "the votes, or pass y.to_numpy() to align by position."
+            )
         shift = _shifted_positions(y.index, lm.n_items)
         if shift is not None and not y.index.isin(items).all():
             ids = (f"{_show(items[0])}..{_show(items[-1])}" if len(items) > 1
@@ -841,12 +850,6 @@ def check_known_labels(y: Any, lm: LabelMatrix, notes: list | None = None) -> np
                 f"by item id, y labels {n_match} of its {n_known} known items (the rest match "
                 f"no item); read by position, it labels all {n_known}. Pass y.to_numpy() to "
                 "align by position, or index y by the items' ids."
-            )
-        if n_known and not n_match:
-            raise ValueError(
-                f"None of y's item ids (e.g. {_show(known_ids[0])}) is an item of the label "
-                f"matrix (e.g. {_show(items[0])}); index y by the same item ids (and dtype) as "
-                "the votes."
             )
         if n_match < n_known and notes is not None:
             bad = known_ids[~matched][0]

@@ -15,37 +15,42 @@ simplest candidate whose mean loss is within one standard error of the best: maj
 and the accuracy-weighted (one-coin log-odds) vote are always candidates, so ``auto`` is
 never worse than them beyond noise.
 
-**Without labels**: the *held-out vote likelihood*. A share ``mask_fraction`` of the votes
-(only from items that keep at least one vote) is hidden; each candidate is fitted on the
-rest and gives posteriors :math:`q_i`; each source's confusion matrix is estimated from those
-posteriors and the remaining votes,
+**Without labels**: the *held-out source likelihood*. The sources are dealt into
+``n_groups`` groups (by a hash of their content, so that the choice is exactly equivariant
+to permuting items or sources and to renaming classes). For each group ``G``, each candidate
+is fitted on the votes of the *other* sources and gives posteriors :math:`q_i`; for every
+source :math:`j \\in G` its confusion over the outcomes :math:`o` (its votes, plus
+"abstain" when abstains are informative — labeling functions, see
+:func:`wsagg.diagnostics.abstains_are_informative`) is estimated on one half of the items,
 
 .. math::
 
-    \\hat\\Theta_j[c, l] = \\frac{\\sum_i q_{ic} [\\lambda_{ij} = l] + \\alpha}
-                               {\\sum_i q_{ic} + k \\alpha}, \\qquad \\alpha = 1,
+    \\hat\\Theta_j[c, o] = \frac{\\sum_{i \\in A} q_{ic} [o_{ij} = o] + \alpha}
+                               {\\sum_{i \\in A} q_{ic} + K \alpha}, \\qquad \alpha = 1,
 
-and the score is the mean log predictive probability of the hidden votes,
+and scored on the other half (and the other way round),
 
 .. math::
 
-    \\mathrm{HVL} = \\frac{1}{|M|} \\sum_{(i, j, l) \\in M}
-        \\log \\sum_c q_{ic} \\, \\hat\\Theta_j[c, l].
+    \\mathrm{HSL} = \\operatorname{mean}_{(i, j)} \\log \\sum_c q_{ic} \\,
+        \\hat\\Theta_j^{(\text{other half})}[c, o_{ij}] .
 
-It rewards posteriors that predict what *other* sources say about an item, and punishes
-confident mistakes; it needs no gold and is the same number for every model, whatever its
-own likelihood. (How well it ranks the aggregators by true accuracy is measured by
-``benchmarks/bench_realdata.py`` with leave-one-dataset-out, see ``docs/auto.md``.)
+Nothing scored was seen by the model that made :math:`q`, nor by the :math:`\\hat\\Theta`
+that scores it. The criterion rewards posteriors that predict what a *held-out* source says
+about an item and punishes confident mistakes; it needs no gold and is the same number for
+every model, whatever its own likelihood. (How well it ranks the aggregators by true
+accuracy is measured by ``benchmarks/bench_realdata.py`` with leave-one-dataset-out, see
+``docs/auto.md``.)
 
 **Calibration.** The chosen posteriors are tempered, :math:`q_T \\propto q^{1/T}`: ``T`` is
 fitted by minimising the held-out log loss of the out-of-fold predictions (labels), or by
-maximising the held-out vote likelihood (no labels) — a gold-free tempering. ``T > 1``
+maximising the held-out source likelihood (no labels) — a gold-free tempering. ``T > 1``
 softens posteriors made over-confident by correlated sources or item-dependent errors.
 """
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any, ClassVar
 
 import numpy as np
@@ -58,14 +63,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from wsagg._registry import AGGREGATORS, get_aggregator
 from wsagg.base import BaseAggregator
+from wsagg.diagnostics import abstains_are_informative
 from wsagg.labels import LabelMatrix
 
-__all__ = [
-    "AutoAggregator",
-    "default_candidates",
-    "held_out_vote_likelihood",
-    "vote_log_likelihoods",
-]
+__all__ = ["AutoAggregator", "default_candidates", "source_log_likelihoods"]
 
 _EPS = 1e-15
 _LOG_T_BOUNDS = (-2.5, 2.5)  # temperatures between 0.08 and 12
@@ -110,57 +111,80 @@ def _log(p: np.ndarray) -> np.ndarray:
     return np.log(np.clip(p, _EPS, 1.0))
 
 
-def _confusions(q: np.ndarray, lm: LabelMatrix, alpha: float = 1.0) -> np.ndarray:
-    """Per-source confusion ``(m, k, k)`` from posteriors ``q`` and the votes of ``lm``."""
-    m, k = lm.n_sources, lm.n_classes
-    V = lm.one_hot()  # (n, m k)
-    counts = np.asarray(V.T @ q).reshape(m, k, k).transpose(0, 2, 1)  # [j, c, l]
-    return (counts + alpha) / (counts.sum(axis=2, keepdims=True) + k * alpha)
-
-
-def vote_log_likelihoods(
-    q: np.ndarray, kept: LabelMatrix, item: np.ndarray, source: np.ndarray, label: np.ndarray
-) -> np.ndarray:
-    """Log predictive probability of each hidden vote ``(item, source, label)`` under
-    posteriors ``q`` (from the kept votes) and the confusions they imply (module docstring)."""
-    theta = _confusions(q, kept)
-    pred = np.einsum("vc,vc->v", q[item], theta[source, :, label])
-    return np.log(np.maximum(pred, _EPS))
-
-
-def held_out_vote_likelihood(
-    q: np.ndarray, kept: LabelMatrix, item: np.ndarray, source: np.ndarray, label: np.ndarray
-) -> float:
-    """The mean of :func:`vote_log_likelihoods`: the gold-free criterion."""
-    return float(vote_log_likelihoods(q, kept, item, source, label).mean())
-
-
 def _frac_hash(x: np.ndarray, salt: float) -> np.ndarray:
     """A deterministic pseudo-random number in [0, 1) for each float of ``x``."""
     return np.modf(np.abs(np.sin(x * 12.9898 + salt) * 43758.5453))[0]
 
 
-def _mask_votes(lm: LabelMatrix, fraction: float, salt: float) -> np.ndarray:
-    """Boolean mask of the hidden votes: about a ``fraction`` of them, never all of an item's.
-
-    The draw is a hash of the *content* of each vote, not of its position, so that
-    permuting items or sources, or renaming classes, hides the same votes (the selection is
-    then exactly equivariant): a source is described by its sorted class histogram, an
-    item by the multiset of its voters' descriptions and of how many of its votes agree
-    with each vote."""
+def _source_groups(lm: LabelMatrix, n_groups: int, salt: float) -> np.ndarray:
+    """Group of each source, from a hash of its *content* (its sorted class histogram and
+    the agreement of its votes with the other votes on the same items), not its position."""
     k = lm.n_classes
     hist = np.bincount(lm.source * k + lm.label, minlength=lm.n_sources * k).reshape(-1, k)
-    src = _frac_hash(np.sort(hist, axis=1) @ (1.0 + np.arange(k)) / (1.0 + hist.sum()), 0.5)
-    agree = np.bincount(lm.item * k + lm.label, minlength=lm.n_items * k)[
-        lm.item * k + lm.label]
-    per_vote = _frac_hash(src[lm.source] + 0.618 * agree, 1.5)
-    item_sig = np.bincount(lm.item, weights=per_vote, minlength=lm.n_items)
-    u = _frac_hash(item_sig[lm.item] + src[lm.source] + 0.37 * agree, salt)
-    hide = u < fraction
-    # every item keeps its vote(s) of largest u
-    top = np.full(lm.n_items, -np.inf)
-    np.maximum.at(top, lm.item, u)
-    return hide & (u < top[lm.item])
+    agree = np.bincount(lm.item * k + lm.label, minlength=lm.n_items * k)[lm.item * k + lm.label]
+    agree_sum = np.bincount(lm.source, weights=agree, minlength=lm.n_sources)
+    key = np.sort(hist, axis=1) @ (1.0 + np.arange(k)) * 0.001 + agree_sum * 0.0137
+    order = np.lexsort((_frac_hash(key, salt), key))  # deal the sorted sources round-robin
+    group = np.empty(lm.n_sources, dtype=np.int64)
+    group[order] = (np.arange(lm.n_sources) + int(1e3 * salt) % n_groups) % n_groups
+    return group
+
+
+def _item_halves(lm: LabelMatrix, salt: float) -> np.ndarray:
+    """A content-hashed split of the items in two halves: the weight of each item in the
+    first half, 1 or 0, and 0.5 for the items whose hash ties with the median (so that
+    items equal up to a renaming of classes are treated alike, whatever their order)."""
+    k = lm.n_classes
+    hist = np.bincount(lm.source * k + lm.label, minlength=lm.n_sources * k).reshape(-1, k)
+    src_key = _frac_hash(np.sort(hist, axis=1) @ (1.0 + np.arange(k)), 0.75)
+    agree = np.bincount(lm.item * k + lm.label, minlength=lm.n_items * k)[lm.item * k + lm.label]
+    sig = np.bincount(lm.item, weights=_frac_hash(agree + src_key[lm.source], 0.25),
+                      minlength=lm.n_items)
+    u = _frac_hash(sig * 3.1 + k, salt)
+    med = np.median(u)
+    return np.where(u < med, 1.0, np.where(u > med, 0.0, 0.5))
+
+
+def source_log_likelihoods(
+    q: np.ndarray, lm: LabelMatrix, hidden: np.ndarray, with_abstain: bool, half: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Log predictive probability of every scored outcome of the ``hidden`` sources under
+    posteriors ``q`` (made without them), cross-fitted over the two item halves (module
+    docstring); returns ``(log_likelihoods, weights)``. Outcomes: the votes, plus one
+    abstain per (item, source) without a vote when ``with_abstain``; an item of weight
+    ``half`` in the first half counts ``half`` in the estimate on it, ``1 - half`` in the
+    score on it."""
+    k = lm.n_classes
+    n_out = k + 1 if with_abstain else k
+    sel = hidden[lm.source]
+    item, source, label = lm.item[sel], lm.source[sel], lm.label[sel]
+    m = lm.n_sources
+    hid = np.flatnonzero(hidden)
+    values, weights = [], []
+    if with_abstain:
+        has_vote = np.zeros((lm.n_items, hid.size), dtype=bool)
+        has_vote[item, np.searchsorted(hid, source)] = True
+        ii, jj = np.nonzero(~has_vote)
+    for w_est in (half, 1.0 - half):  # estimate on one half, score on the other
+        wv = w_est[item]
+        cell = source * n_out + label
+        counts = np.stack(
+            [np.bincount(cell, weights=wv * q[item, c], minlength=m * n_out) for c in range(k)],
+            axis=1,
+        ).reshape(m, n_out, k).transpose(0, 2, 1)  # [j, c, o]
+        if with_abstain:
+            q_mass = (w_est[:, None] * q).sum(axis=0)  # (k,)
+            voted = counts[:, :, :k].sum(axis=2)
+            counts[:, :, k] = np.maximum(q_mass[None, :] - voted, 0.0)
+        theta = (counts + 1.0) / (counts.sum(axis=2, keepdims=True) + n_out)
+        pred = np.einsum("vc,vc->v", q[item], theta[source, :, label])
+        values.append(np.log(np.maximum(pred, _EPS)))
+        weights.append(1.0 - wv)
+        if with_abstain:
+            pred = np.einsum("vc,vc->v", q[ii], theta[hid[jj], :, k])
+            values.append(np.log(np.maximum(pred, _EPS)))
+            weights.append(1.0 - w_est[ii])
+    return np.concatenate(values), np.concatenate(weights)
 
 
 def _subset(lm: LabelMatrix, keep: np.ndarray) -> LabelMatrix:
@@ -174,7 +198,7 @@ def _subset(lm: LabelMatrix, keep: np.ndarray) -> LabelMatrix:
 class AutoAggregator(BaseAggregator):
     """Chooses an aggregator from the data and calibrates its soft labels.
 
-    The criteria (cross-validated log loss with known labels, held-out vote likelihood
+    The criteria (cross-validated log loss with known labels, held-out source likelihood
     without) and the calibration are stated in the module docstring of
     :mod:`wsagg.aggregation.auto`; ``docs/auto.md`` explains how the defaults were chosen
     (leave-one-dataset-out).
@@ -190,10 +214,9 @@ class AutoAggregator(BaseAggregator):
         Folds of the cross-validation over the known items (fewer when a class has fewer
         known items; with fewer than 2 per class the gold-free criterion is used, the
         labels still clamped in the final fit).
-    mask_fraction : float, default=0.2
-        Share of the votes hidden by the held-out vote likelihood.
-    n_masks : int, default=3
-        Independent masks averaged by the held-out vote likelihood.
+    n_groups : int, default=4
+        Groups of sources held out in turn by the held-out source likelihood (each
+        candidate is fitted ``n_groups`` times).
     calibration : bool, default=True
         Temper the chosen posteriors (module docstring).
     one_standard_error : bool, default=True
@@ -212,10 +235,10 @@ class AutoAggregator(BaseAggregator):
         Label of the chosen candidate.
     estimator_ : BaseAggregator
         The chosen aggregator, refitted on all votes and all known labels.
-    criterion_ : {"cv_log_loss", "held_out_vote_likelihood"}
+    criterion_ : {"cv_log_loss", "held_out_source_likelihood"}
     cv_results_ : dict of arrays
         One entry per candidate: ``"candidate"``, ``"method"``, ``"params"``, ``"score"``
-        (mean CV log loss, lower is better; or mean held-out vote likelihood, higher is
+        (mean CV log loss, lower is better; or mean held-out source likelihood, higher is
         better), ``"accuracy"`` (held-out, with labels; else nan),
         ``"score_std_err"`` (the paired standard error of its difference from the best),
         ``"temperature"``, ``"error"`` (the message of a candidate that failed, else "").
@@ -240,8 +263,7 @@ class AutoAggregator(BaseAggregator):
         "n_classes": [Interval(Integral, 2, None, closed="left"), None],
         "candidates": [StrOptions({"default"}), list],
         "n_folds": [Interval(Integral, 2, None, closed="left")],
-        "mask_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_masks": [Interval(Integral, 1, None, closed="left")],
+        "n_groups": [Interval(Integral, 2, None, closed="left")],
         "calibration": ["boolean"],
         "one_standard_error": ["boolean"],
         "tie_break": [StrOptions({"first", "random"})],
@@ -254,8 +276,7 @@ class AutoAggregator(BaseAggregator):
         *,
         candidates: Any = "default",
         n_folds: int = 5,
-        mask_fraction: float = 0.2,
-        n_masks: int = 3,
+        n_groups: int = 4,
         calibration: bool = True,
         one_standard_error: bool = True,
         tie_break: str = "first",
@@ -264,8 +285,7 @@ class AutoAggregator(BaseAggregator):
         self.n_classes = n_classes
         self.candidates = candidates
         self.n_folds = n_folds
-        self.mask_fraction = mask_fraction
-        self.n_masks = n_masks
+        self.n_groups = n_groups
         self.calibration = calibration
         self.one_standard_error = one_standard_error
         self.tie_break = tie_break
@@ -346,11 +366,14 @@ class AutoAggregator(BaseAggregator):
         best_samples = rows[best]["samples"]
         for i in ok:
             diff = sign * (rows[i]["samples"] - best_samples)
-            rows[i]["score_std_err"] = (
-                float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else 0.0
-            )
+            w = rows[i].get("sample_weights")
+            w = np.ones(diff.size) if w is None else w
+            n_eff = w.sum() ** 2 / max(float((w**2).sum()), 1e-300)
+            var = np.average((diff - np.average(diff, weights=w)) ** 2, weights=w)
+            rows[i]["score_std_err"] = float(np.sqrt(var / n_eff)) if n_eff > 1 else 0.0
         for r in rows:
             r.pop("samples", None)
+            r.pop("sample_weights", None)
         chosen = best
         if self.one_standard_error:
             # the simplest candidate whose loss is within one (paired) standard error
@@ -364,7 +387,7 @@ class AutoAggregator(BaseAggregator):
         est.fit(lm, y)
         self.estimator_ = est
         self.selected_ = label
-        self.criterion_ = "cv_log_loss" if use_cv else "held_out_vote_likelihood"
+        self.criterion_ = "cv_log_loss" if use_cv else "held_out_source_likelihood"
         self.temperature_ = float(rows[chosen]["temperature"]) if self.calibration else 1.0
         self.cv_results_ = {
             key: np.asarray([r[key] for r in rows], dtype=object if key in (
@@ -381,8 +404,8 @@ class AutoAggregator(BaseAggregator):
             what = (f"lowest {self.n_folds}-fold cross-validated log loss on the known labels "
                     f"({r['score']:.4f}, held-out accuracy {r['accuracy']:.3f})")
         else:
-            what = (f"highest held-out vote likelihood ({r['score']:.4f} per hidden vote, "
-                    f"{self.n_masks} mask(s) of {self.mask_fraction:.0%} of the votes)")
+            what = (f"highest held-out source likelihood ({r['score']:.4f} per held-out "
+                    f"outcome, {self.n_groups} groups of sources held out in turn)")
         text = f"chose {r['candidate']}: {what}"
         if chosen != best:
             b = rows[best]
@@ -430,29 +453,43 @@ class AutoAggregator(BaseAggregator):
 
     # -- without labels ------------------------------------------------------------------
     def _hvl_score(self, lm, known, method, params, k, seed) -> dict[str, Any]:
-        samples, temps = [], []
-        for r in range(self.n_masks):  # the same masks for every candidate
-            hide = _mask_votes(lm, self.mask_fraction, salt=float(seed % 1000) + 7.0 * r)
-            if not hide.any():
-                raise ValueError("too few votes to hide any (every item has one vote).")
-            kept = _subset(lm, ~hide)
+        """The held-out source likelihood of one candidate (module docstring)."""
+        counts = np.bincount(lm.source * k + lm.label, minlength=lm.n_sources * k)
+        with_abstain = abstains_are_informative(
+            counts.reshape(-1, k), lm.n_votes, lm.n_items
+        )
+        salt = float(seed % 1000) / 1000.0
+        groups = _source_groups(lm, min(self.n_groups, lm.n_sources), salt)
+        half = _item_halves(lm, salt)
+        parts, wts, temps = [], [], []
+        for g in range(min(self.n_groups, lm.n_sources)):  # the same groups for all candidates
+            hidden = groups == g
+            kept = _subset(lm, ~hidden[lm.source])
+            if kept.n_votes == 0:
+                continue
             est = self._make(method, params, k, seed)
-            q = est.fit(kept, known).predict_proba(kept)
-            log_q = _log(q)
-            h = (lm.item[hide], lm.source[hide], lm.label[hide])
+            log_q = _log(est.fit(kept, known).predict_proba(kept))
             t = 1.0
             if self.calibration:
-                def neg_hvl(log_t: float, log_q=log_q, kept=kept, h=h) -> float:
-                    return -held_out_vote_likelihood(_temper(log_q, np.exp(log_t)), kept, *h)
+                def neg(log_t: float, log_q=log_q, hidden=hidden) -> float:
+                    q_t = _temper(log_q, np.exp(log_t))
+                    v, w = source_log_likelihoods(q_t, lm, hidden, with_abstain, half)
+                    return -float(np.average(v, weights=w))
 
-                res = minimize_scalar(neg_hvl, bounds=_LOG_T_BOUNDS, method="bounded")
-                t = float(np.exp(res.x))
-            samples.append(vote_log_likelihoods(_temper(log_q, t), kept, *h))
+                t = float(np.exp(minimize_scalar(neg, bounds=_LOG_T_BOUNDS,
+                                                 method="bounded").x))
+            v, w = source_log_likelihoods(_temper(log_q, t), lm, hidden, with_abstain, half)
+            keep = w > 0
+            parts.append(v[keep])
+            wts.append(w[keep])
             temps.append(t)
-        ll = np.concatenate(samples)
+        if not parts:
+            raise ValueError("too few sources to hold any out.")
+        ll, wt = np.concatenate(parts), np.concatenate(wts)
         return {
-            "score": float(ll.mean()),
+            "score": float(np.average(ll, weights=wt)),
             "samples": ll,
+            "sample_weights": wt,
             "accuracy": np.nan,
             "temperature": float(np.exp(np.mean(np.log(temps)))),
         }

@@ -22,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from wsagg.aggregation.dawid_skene.backends.numpy import row_reduce
+from wsagg.diagnostics import abstains_are_informative
 from wsagg.labels import LabelMatrix
 
 __all__ = [
@@ -222,15 +223,11 @@ def vote_counts(lm: LabelMatrix) -> np.ndarray:
 
 
 def resolve_abstain(abstain: str, counts: np.ndarray, n_votes: int, n_items: int) -> str:
-    """``"auto"``: ``"model"`` for mostly-unipolar sources (labeling functions) with abstains.
+    """``"auto"``: ``"model"`` for mostly-unipolar sources (labeling functions) with abstains
+    (:func:`wsagg.diagnostics.abstains_are_informative`).
 
     ``counts`` is the ``(m, k)`` table of :func:`vote_counts` (summed over partitions in
     :mod:`wsagg.distributed`)."""
     if abstain != "auto":
         return abstain
-    tot = counts.sum(axis=1)
-    active = tot >= 5
-    if not active.any() or n_votes >= n_items * counts.shape[0]:
-        return "ignore"
-    unipolar = counts[active].max(axis=1) >= 0.99 * tot[active]
-    return "model" if unipolar.mean() >= 0.5 else "ignore"
+    return "model" if abstains_are_informative(counts, n_votes, n_items) else "ignore"

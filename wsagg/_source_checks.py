@@ -1,0 +1,363 @@
+"""Checks of the sources that every fit runs: dependent sources and sparse sources.
+
+Every aggregator in wsagg treats the sources as conditionally independent given the true
+class. Two ways the data break that silently, both warned about at ``fit`` (called from
+:meth:`wsagg.base.BaseAggregator._validate_fit`, so every registered aggregator has them):
+
+**Dependent sources** (:class:`~wsagg.exceptions.DependentSourcesWarning`). A source
+copied ``r`` times is counted as ``r`` independent pieces of evidence, so posteriors become
+certain whatever its accuracy. Two tests on the pairs of sources that vote on at least
+``MIN_SHARED`` common items:
+
+* *copies*: the pair's votes (item, class) overlap with Jaccard index at least
+  ``COPY_JACCARD`` (the same votes on the same items) — grouped into sets of copies;
+* *correlated*: after keeping one source per set of copies, the pair agrees on the items
+  they share far more often than the fitted independence model predicts. The model is a
+  few Dawid-Skene EM steps on the sampled votes; for pair ``(a, b)`` the reference ``q_i``
+  of item ``i`` is the posterior without the votes of ``a`` and ``b`` (the other sources'
+  evidence), each of the two confusions ``theta[c, l]`` is re-estimated against that
+  reference, and the predicted agreement is ``sum_c q_i[c] sum_l theta_a[c, l]
+  theta_b[c, l]`` (1 for two sources that only ever vote one class, as labeling functions
+  often do). The ``MAX_CANDIDATES`` most agreeing pairs are tested.
+  Flagged when the observed agreement exceeds the prediction by ``EXCESS`` and by ``Z``
+  binomial standard deviations.
+
+The checks run on at most ``MAX_ITEMS`` items and ``MAX_PAIRS`` co-votes (evenly spaced
+items), so their cost is bounded whatever the data size.
+
+**Sparse sources** (:class:`~wsagg.exceptions.SparseSourcesWarning`): when at least
+``SPARSE_MIN_SOURCES`` sources exist and more than half of them have fewer than three votes
+per parameter the aggregator estimates for each source (``k (k - 1)`` for a full confusion
+matrix, one for a skill or a one-coin accuracy, none for majority vote).
+
+The remedies are documented in ``docs/labels.md`` ("Dependent and sparse sources"), and
+:func:`dependent_sources` returns what the warning is about.
+
+Layer L0: imports only :mod:`wsagg.labels`, :mod:`wsagg.exceptions` and
+:mod:`wsagg._validation`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from wsagg._validation import warn
+from wsagg.exceptions import DependentSourcesWarning, SparseSourcesWarning
+from wsagg.labels import LabelMatrix, as_label_matrix
+
+__all__ = ["check_sources", "dependent_sources", "source_parameters"]
+
+MIN_SHARED = 25
+COPY_JACCARD = 0.97
+EXCESS = 0.1
+Z = 5.0
+MAX_ITEMS = 20_000
+MAX_PAIRS = 2_000_000
+MAX_CANDIDATES = 300  # pairs (most agreeing first) tested for correlation
+MAX_THETA = 5_000_000  # m * k * k confusion entries for the correlation test
+SPARSE_MIN_SOURCES = 10
+VOTES_PER_PARAMETER = 3
+
+
+def check_sources(lm: LabelMatrix, estimator: Any) -> None:
+    """Warn about dependent sources and sparse sources (see the module docstring)."""
+    _warn_sparse(lm, estimator)
+    if lm.n_sources < 2 or lm.n_votes < MIN_SHARED:
+        return
+    found = _dependence(lm)
+    names = lm.source_names
+    if found["copies"]:
+        groups = found["copies"]
+        shown = "; ".join(_names(names, g) for g in groups[:3])
+        more = f" (and {len(groups) - 3} more sets)" if len(groups) > 3 else ""
+        warn(
+            f"{sum(len(g) for g in groups)} sources look like copies of each other, casting "
+            f"the same votes on the same items: {shown}{more}. An aggregator assuming "
+            "independent sources counts every copy as separate evidence, so its posteriors "
+            "are overconfident. Keep one source per set (e.g. L[:, keep]; see "
+            "wsagg._source_checks.dependent_sources and docs/labels.md, 'Dependent and "
+            "sparse sources').",
+            DependentSourcesWarning,
+        )
+    pairs = found["correlated"]
+    if len(pairs):
+        top = pairs.iloc[:3]
+        shown = "; ".join(
+            f"{_show(r.source_a)} & {_show(r.source_b)} agree on {r.agreement:.0%} of "
+            f"{r.n_shared} shared items vs {r.expected:.0%} expected"
+            for r in top.itertuples()
+        )
+        more = f" (and {len(pairs) - 3} more pairs)" if len(pairs) > 3 else ""
+        warn(
+            f"{len(pairs)} pairs of sources agree far more than independent sources "
+            f"would: {shown}{more}. They are dependent (the same rule, data or annotator), "
+            "so an aggregator assuming independence is overconfident. Merge or drop one "
+            "source of each pair (see docs/labels.md, 'Dependent and sparse sources').",
+            DependentSourcesWarning,
+        )
+
+
+def dependent_sources(L: Any, n_classes: int | None = None) -> dict[str, Any]:
+    """The sources :func:`check_sources` warns about.
+
+    Returns ``{"copies": [[name, ...], ...], "correlated": DataFrame}``: the sets of
+    sources that cast the same votes, and the pairs (one source per set of copies) that
+    agree beyond independence, with columns ``source_a, source_b, n_shared, agreement,
+    expected, z``, most excessive first.
+    """
+    lm = as_label_matrix(L, n_classes=n_classes)
+    found = _dependence(lm)
+    names = lm.source_names
+    return {
+        "copies": [[_plain(names[j]) for j in g] for g in found["copies"]],
+        "correlated": found["correlated"],
+    }
+
+
+def source_parameters(estimator: Any, k: int) -> int:
+    """Parameters the aggregator estimates per source: its ``_source_parameters`` (an int
+    or ``callable(k)``) when it declares one, else ``k (k - 1)`` for a full confusion matrix
+    (Dawid-Skene, BCC), none for majority vote and one (a skill) otherwise."""
+    hook = getattr(estimator, "_source_parameters", None)
+    if hook is not None:
+        return int(hook(k) if callable(hook) else hook)
+    name = type(estimator).__name__
+    params = estimator.get_params(deep=False)
+    if name == "MajorityVote":
+        return 0
+    if params.get("model") == "one-coin":
+        return 1
+    if name in ("DawidSkene", "BCC") or params.get("model") == "full":
+        return k * (k - 1)
+    return 1
+
+
+# ----------------------------------------------------------------------------------------
+
+
+def _warn_sparse(lm: LabelMatrix, estimator: Any) -> None:
+    m, k = lm.n_sources, lm.n_classes
+    if m < SPARSE_MIN_SOURCES:
+        return
+    p = source_parameters(estimator, k)
+    if p <= 0:
+        return
+    need = VOTES_PER_PARAMETER * p
+    votes = np.bincount(lm.source, minlength=m)
+    few = int(np.count_nonzero(votes < need))
+    if 2 * few <= m:
+        return
+    name = type(estimator).__name__
+    params = estimator.get_params(deep=False)
+    knobs = []
+    if params.get("model") == "full":
+        knobs.append(f"{name}(model='one-coin') (one parameter per source)")
+    for knob in ("smoothing", "worker_prior_strength", "diagonal_strength"):
+        if knob in params:
+            knobs.append(f"a larger {knob} (a stronger prior)")
+            break
+    knobs.append("pooling the rare sources into one source")
+    knobs.append("MajorityVote (no per-source parameters)")
+    warn(
+        f"{few:,} of {m:,} sources have fewer than {need} votes, too few to estimate the "
+        f"{p} parameter{'s' if p > 1 else ''} per source of {name}; its posteriors will be "
+        f"overconfident. Use {', '.join(knobs[:-1])} or {knobs[-1]}.",
+        SparseSourcesWarning,
+    )
+
+
+def _sample(lm: LabelMatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Votes (item-sorted, one per item and source) of at most ``MAX_ITEMS`` evenly spaced
+    items holding at most ``MAX_PAIRS`` pairs of co-votes."""
+    n, m = lm.n_items, lm.n_sources
+    item, src, lab = lm.item, lm.source, lm.label
+    if n > MAX_ITEMS:
+        keep = np.zeros(n, dtype=bool)
+        keep[np.linspace(0, n - 1, MAX_ITEMS).astype(np.int64)] = True
+        sel = keep[item]
+        item, src, lab = item[sel], src[sel], lab[sel]
+    key = item * m + src
+    _, first = np.unique(key, return_index=True)  # sorted by item, then source
+    item, src, lab = item[first], src[first], lab[first]
+    vpi = np.bincount(item, minlength=n).astype(np.float64)
+    total = float((vpi * (vpi - 1) / 2).sum())
+    if total > MAX_PAIRS:
+        stride = int(np.ceil(total / MAX_PAIRS))
+        sel = (item % stride) == 0
+        item, src, lab = item[sel], src[sel], lab[sel]
+    return item, src, lab, n
+
+
+def _pairs(item: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs ``a < b`` of the (item-sorted) votes that share an item."""
+    nv = item.shape[0]
+    end = np.cumsum(np.bincount(item, minlength=n))[item]
+    after = end - np.arange(nv) - 1
+    total = int(after.sum())
+    a = np.repeat(np.arange(nv), after)
+    run_start = np.cumsum(after) - after
+    b = a + 1 + (np.arange(total) - np.repeat(run_start, after))
+    return a, b
+
+
+def _dependence(lm: LabelMatrix) -> dict[str, Any]:
+    m, k = lm.n_sources, lm.n_classes
+    empty = pd.DataFrame(
+        columns=["source_a", "source_b", "n_shared", "agreement", "expected", "z"]
+    )
+    item, src, lab, n = _sample(lm)
+    a, b = _pairs(item, n)
+    if a.size == 0:
+        return {"copies": [], "correlated": empty}
+    sa, sb = src[a], src[b]  # sa < sb: votes are sorted by source within an item
+    agree = lab[a] == lab[b]
+    pair_key, inv = np.unique(sa * m + sb, return_inverse=True)
+    n_agree = np.bincount(inv, weights=agree)
+    votes = np.bincount(src, minlength=m)
+    pi, pj = pair_key // m, pair_key % m
+    jaccard = n_agree / np.maximum(votes[pi] + votes[pj] - n_agree, 1)
+    dup = (n_agree >= MIN_SHARED) & (jaccard >= COPY_JACCARD)
+    groups = _components(pi[dup], pj[dup], m)
+    copies = sorted(groups, key=lambda g: (-len(g), g[0]))
+
+    # one source per set of copies (the one with the most votes) for the correlation test
+    keep = np.ones(m, dtype=bool)
+    for g in copies:
+        best = g[int(np.argmax(votes[g]))]
+        keep[[j for j in g if j != best]] = False
+    correlated = empty
+    if int(keep.sum()) >= 3 and m * k * k <= MAX_THETA:
+        correlated = _correlated(item, src, lab, n, keep, lm.source_names, m, k)
+    return {"copies": copies, "correlated": correlated}
+
+
+def _fit_confusions(
+    item: np.ndarray, src: np.ndarray, lab: np.ndarray, n: int, m: int, k: int,
+    n_iter: int = 25,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A few Dawid-Skene EM steps (the independence model) on the sampled votes: the log
+    confusions ``(m, k, k)`` and the unnormalised log posteriors ``(n, k)``."""
+    C = np.bincount(item * k + lab, minlength=n * k).reshape(n, k).astype(np.float64)
+    tot = C.sum(axis=1, keepdims=True)
+    q = np.where(tot > 0, (C + 1e-3) / (tot + k * 1e-3), 1.0 / k)
+    cell = src * k + lab
+    for _ in range(n_iter):
+        theta = np.empty((m, k, k))
+        for c in range(k):
+            theta[:, c, :] = np.bincount(cell, weights=q[item, c], minlength=m * k).reshape(m, k)
+        theta += 0.01
+        theta /= theta.sum(axis=2, keepdims=True)
+        log_theta = np.log(theta)
+        log_prior = np.log(q.sum(axis=0) + 1.0) - np.log(n + k)
+        log_q = np.tile(log_prior, (n, 1))
+        for c in range(k):
+            log_q[:, c] += np.bincount(item, weights=log_theta[src, c, lab], minlength=n)
+        q = np.exp(log_q - log_q.max(axis=1, keepdims=True))
+        q /= q.sum(axis=1, keepdims=True)
+    return log_theta, log_q
+
+
+def _correlated(
+    item: np.ndarray, src: np.ndarray, lab: np.ndarray, n: int, keep: np.ndarray,
+    names: np.ndarray, m: int, k: int,
+) -> pd.DataFrame:
+    empty = pd.DataFrame(
+        columns=["source_a", "source_b", "n_shared", "agreement", "expected", "z"]
+    )
+    sel = keep[src]
+    item, src, lab = item[sel], src[sel], lab[sel]
+    a, b = _pairs(item, n)
+    if a.size == 0:
+        return empty
+    pair_key, inv = np.unique(src[a] * m + src[b], return_inverse=True)
+    shared = np.bincount(inv)
+    rate = np.bincount(inv, weights=(lab[a] == lab[b])) / shared
+    cand = np.flatnonzero(shared >= MIN_SHARED)
+    if cand.size == 0:
+        return empty
+    cand = cand[np.argsort(-rate[cand], kind="stable")[:MAX_CANDIDATES]]
+    log_theta, log_q = _fit_confusions(item, src, lab, n, m, k)
+    order = np.argsort(src, kind="stable")  # votes by source, items ascending within
+    bounds = np.searchsorted(src[order], np.arange(m + 1))
+
+    def votes_of(j: int) -> tuple[np.ndarray, np.ndarray]:
+        v = order[bounds[j] : bounds[j + 1]]
+        return item[v], lab[v]
+
+    def cavity(j: int, ij: np.ndarray, lj: np.ndarray, o: int, io: np.ndarray,
+               lo: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Posterior of j's items without the votes of j and o, and where o voted too."""
+        r = log_q[ij] - log_theta[j, :, lj]
+        pos = np.minimum(np.searchsorted(io, ij), io.shape[0] - 1)
+        hit = io[pos] == ij
+        r[hit] -= log_theta[o, :, lo[pos[hit]]]
+        r = np.exp(r - r.max(axis=1, keepdims=True))
+        return r / r.sum(axis=1, keepdims=True), hit, pos
+
+    def confusion(q: np.ndarray, lj: np.ndarray) -> np.ndarray:
+        """``theta[y, l]`` from ``R = E[q 1(vote = l)] = E[q q^T] theta`` (the reference
+        posterior ``q`` is uncertain: solving by ``E[q q^T]`` undoes that blur)."""
+        R = np.stack([q[lj == v].sum(axis=0) for v in range(k)], axis=1)
+        M = q.T @ q
+        t = np.linalg.lstsq(M + 1e-6 * np.eye(k), R, rcond=None)[0]
+        t = np.clip(t, 1e-3, None)
+        return t / t.sum(axis=1, keepdims=True)
+
+    rows = []
+    for p in cand.tolist():
+        ja, jb = int(pair_key[p] // m), int(pair_key[p] % m)
+        ia, la = votes_of(ja)
+        ib, lb = votes_of(jb)
+        qa, hit, pos = cavity(ja, ia, la, jb, ib, lb)
+        qb, _, _ = cavity(jb, ib, lb, ja, ia, la)
+        # each source's confusion against the evidence of the *other* sources only
+        agree_given = (confusion(qa, la) * confusion(qb, lb)).sum(axis=1)
+        pr = np.clip(qa[hit] @ agree_given, 0.0, 1.0)
+        obs = float(np.count_nonzero(la[hit] == lb[pos[hit]]))
+        exp, var, cnt = float(pr.sum()), float((pr * (1 - pr)).sum()), int(hit.sum())
+        z = (obs - exp) / np.sqrt(var + 1e-9)
+        if cnt and (obs - exp) / cnt >= EXCESS and z >= Z:
+            rows.append((_plain(names[ja]), _plain(names[jb]), cnt, obs / cnt, exp / cnt, z))
+    out = pd.DataFrame(rows, columns=empty.columns)
+    if out.empty:
+        return empty
+    excess = (out["agreement"] - out["expected"]).to_numpy()
+    return out.iloc[np.argsort(-excess, kind="stable")].reset_index(drop=True)
+
+
+def _components(i: np.ndarray, j: np.ndarray, m: int) -> list[list[int]]:
+    """Connected components (of size >= 2) of the graph with edges ``(i, j)``."""
+    parent = np.arange(m)
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for u, v in zip(i.tolist(), j.tolist(), strict=True):
+        ru, rv = find(u), find(v)
+        if ru != rv:
+            parent[max(ru, rv)] = min(ru, rv)
+    members: dict[int, list[int]] = {}
+    for x in sorted({*i.tolist(), *j.tolist()}):
+        members.setdefault(find(x), []).append(x)
+    return [g for g in members.values() if len(g) >= 2]
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _show(v: Any) -> str:
+    return repr(_plain(v))
+
+
+def _names(names: np.ndarray, group: list[int]) -> str:
+    shown = [_show(names[j]) for j in group[:6]]
+    if len(group) > 6:
+        shown.append(f"... ({len(group)} sources)")
+    return ", ".join(shown)
