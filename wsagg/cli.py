@@ -13,18 +13,29 @@ Inputs (by file extension):
 
 Output (``-o``, by extension ``.csv``, ``.parquet`` or ``.npz``): one row per input item, in
 input order, with the item id, one probability column per class and the predicted class. It
-is written atomically (a temporary file renamed into place) and never over the input; an
-existing output file is only replaced with ``--force``.
+is written atomically (a temporary file, created with the umask's permissions, renamed into
+place; removed — with any directory made for it — on an error, Ctrl-C or SIGTERM) and never
+over an input, whatever path reaches it (``./..``, a symbolic or a hard link), ``--force`` or
+not; an existing output file is only replaced with ``--force``.
+
+Every failure ends in one line ``wsagg: error: ...`` and exit status 2 (no traceback; set
+``WSAGG_DEBUG=1`` for one); Ctrl-C ends with exit status 130 and SIGTERM with 143. Input
+files are checked before they are read: a truncated or corrupt ``.npz``/``.npy``/Parquet
+file, or one declaring arrays larger than the file or than the memory budget
+(``WSAGG_MEMORY_BUDGET``, default 80% of the available memory), is refused.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import os
+import signal
 import sys
 import tempfile
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +55,160 @@ class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that ``finally`` blocks clean up."""
+
+
+# bytes of memory per dense cell / stored sparse entry / output item (per class) that a run
+# needs at most: int64 copies and the vote arrays; posteriors, counts and the output frame
+_BYTES_PER_CELL = 40
+_BYTES_PER_ENTRY = 64
+_BYTES_PER_ITEM_CLASS = 48
+# an .npz declaring more than this, at more than this compression ratio, is refused
+_BOMB_MIN_BYTES = 2**30
+_BOMB_RATIO = 200
+_READ_ERRORS = (zipfile.BadZipFile, EOFError, ValueError, OSError)
+
+
+def _check_not_input(out: Path, inputs: list[Path]) -> None:
+    """Refuse an output path that reaches an input file, by any path (``./..``, a symbolic
+    link, a hard link)."""
+    for src in inputs:
+        same = out.resolve() == src.resolve()
+        if not same and out.exists() and src.exists():
+            with contextlib.suppress(OSError):
+                same = os.path.samefile(src, out)
+        if same:
+            raise CLIError(
+                f"the output path {str(out)!r} is the input file {str(src)!r}; refusing to "
+                "overwrite the input (with or without --force): choose another output path"
+            )
+
+
+def _check_output_path(out: Path, force: bool) -> None:
+    if out.is_dir():
+        raise CLIError(f"output {str(out)!r} is a directory; give a file path, e.g. "
+                       f"{str(out / 'soft_labels.csv')!r}")
+    parent = next((p for p in (out.parent, *out.parent.parents) if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise CLIError(f"cannot create output {str(out)!r}: {str(parent)!r} is a file, "
+                       "not a directory")
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        raise CLIError(f"cannot write output {str(out)!r}: directory {str(parent)!r} is not "
+                       "writable; choose another output path")
+    if out.exists() and not force:
+        raise CLIError(f"output {str(out)!r} exists; choose another path or pass --force")
+    suffix = out.suffix.lower()
+    if suffix not in {".csv", ".parquet", ".npz"}:
+        raise CLIError(f"unsupported output format {suffix!r}; use .csv, .parquet or .npz")
+
+
+def _budget_check(n_bytes: float, what: str) -> None:
+    from wsagg.labels import check_memory
+
+    try:
+        check_memory(n_bytes, what)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+
+
+def _npy_header(fh: Any, what: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype declared by a ``.npy`` header (nothing else is read)."""
+    from numpy.lib import format as npf
+
+    try:
+        version = npf.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = npf.read_array_header_1_0(fh)
+        else:
+            shape, _, dtype = npf.read_array_header_2_0(fh)
+    except (ValueError, EOFError, OSError) as err:
+        raise CLIError(f"{what} is not a valid .npy array (truncated or corrupt?): "
+                       f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
+                       ) from None
+    if dtype.hasobject:
+        raise CLIError(f"{what} holds Python objects, which wsagg does not load; save the "
+                       "votes as an integer array")
+    return tuple(int(d) for d in shape), dtype
+
+
+def _nbytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n * dtype.itemsize
+
+
+def _check_npy(path: Path) -> None:
+    """A ``.npy`` file declares no more data than it holds, nor more than the budget."""
+    with open(path, "rb") as fh:
+        shape, dtype = _npy_header(fh, repr(path.name))
+        offset = fh.tell()
+    size = path.stat().st_size
+    need = _nbytes(shape, dtype)
+    if offset + need > size:
+        raise CLIError(
+            f"{path.name!r} is truncated or corrupt: its header declares a {shape} {dtype} "
+            f"array ({need:,} bytes) but the file holds {size - offset:,} bytes of data"
+        )
+    _budget_check(_cells(shape) * _BYTES_PER_CELL, f"loading {path.name!r} ({shape} votes)")
+
+
+def _cells(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _check_npz(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """The members' declared shapes of a ``.npz``, checked against what the archive holds
+    (its directory's sizes) and against the memory budget, before anything is loaded."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        raise CLIError(f"{path.name!r} is not a valid .npz archive (truncated or corrupt?): "
+                       f"{err}") from None
+    shapes: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+    with zf:
+        total = 0
+        packed = 0
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            name = info.filename[:-4]
+            try:
+                with zf.open(info) as fh:
+                    shape, dtype = _npy_header(fh, f"{path.name!r} member {name!r}")
+                    header = fh.tell()
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+                raise CLIError(f"{path.name!r} is corrupt: {err}") from None
+            need = _nbytes(shape, dtype)
+            if header + need > info.file_size:
+                raise CLIError(
+                    f"{path.name!r} is truncated or corrupt: member {name!r} declares a "
+                    f"{shape} {dtype} array ({need:,} bytes) but holds "
+                    f"{max(info.file_size - header, 0):,} bytes"
+                )
+            shapes[name] = (shape, dtype)
+            total += need
+            packed += info.compress_size
+    if total > _BOMB_MIN_BYTES and total > _BOMB_RATIO * max(packed, 1):
+        raise CLIError(
+            f"{path.name!r} declares {total / 2**30:.3g} GiB of arrays packed into "
+            f"{packed / 2**20:.3g} MiB (ratio {total / max(packed, 1):,.0f}:1): refusing a "
+            "likely decompression bomb; save genuine mostly-abstain votes sparse "
+            "(scipy.sparse.save_npz) or as .npy"
+        )
+    cells = 0
+    if "L" in shapes:
+        cells = _cells(shapes["L"][0]) * _BYTES_PER_CELL
+    entries = max((_cells(s) for k, (s, _) in shapes.items() if k in {"data", "row", "col"}),
+                  default=0) * _BYTES_PER_ENTRY
+    _budget_check(max(total * 2, cells, entries), f"loading {path.name!r}")
+    return shapes
+
+
 def _read_input(path: Path, args: argparse.Namespace) -> Any:
     import pandas as pd
     import scipy.sparse as sp
@@ -55,6 +220,7 @@ def _read_input(path: Path, args: argparse.Namespace) -> Any:
     suffix = path.suffix.lower()
     if suffix in {".csv", ".tsv", ".parquet"}:
         if suffix == ".parquet":
+            _check_parquet(path)
             df = pd.read_parquet(path)
         else:
             try:
@@ -79,21 +245,70 @@ def _read_input(path: Path, args: argparse.Namespace) -> Any:
                 rename[opt] = canonical
         return ("long", df.rename(columns=rename))
     if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            keys = set(z.files)
-            if {"indptr", "indices", "data", "shape"} <= keys or {"row", "col", "data"} <= keys:
-                return ("matrix", sp.load_npz(path))
-            if "L" in keys:
-                return ("matrix", z["L"])
+        shapes = _check_npz(path)
+        keys = set(shapes)
+        if {"indptr", "indices", "data", "shape"} <= keys or {"row", "col", "data"} <= keys:
+            declared = _declared_sparse_shape(path)
+            if declared is not None:
+                _budget_check(
+                    declared[0] * 2 * _BYTES_PER_ITEM_CLASS,
+                    f"aggregating {path.name!r} ({declared[0]:,} items x {declared[1]:,} "
+                    "sources declared)",
+                )
+            return ("matrix", _guarded_read(path, lambda: sp.load_npz(path)))
+        if "L" in keys:
+            return ("matrix", _guarded_read(path, lambda: _npz_member(path, "L")))
         raise CLIError(
             f"{path.name} holds neither a scipy sparse matrix (scipy.sparse.save_npz) nor an "
             f"array named 'L' (numpy.savez(path, L=L)); keys: {sorted(keys)}"
         )
     if suffix == ".npy":
-        return ("matrix", np.load(path, allow_pickle=False))
+        _check_npy(path)
+        return ("matrix", _guarded_read(path, lambda: np.load(path, allow_pickle=False)))
     raise CLIError(
         f"unsupported input format {suffix!r}; use .csv, .tsv, .parquet, .npz or .npy"
     )
+
+
+def _npz_member(path: Path, name: str) -> np.ndarray:
+    with np.load(path, allow_pickle=False) as z:
+        return z[name]
+
+
+def _guarded_read(path: Path, read: Any) -> Any:
+    """``read()``, a corrupt archive (bad CRC, truncated stream) as one line."""
+    import zlib
+
+    try:
+        return read()
+    except (*_READ_ERRORS, zlib.error) as err:
+        raise CLIError(f"{path.name!r} is corrupt or truncated: {_one_line(err)}") from None
+
+
+def _declared_sparse_shape(path: Path) -> tuple[int, int] | None:
+    with np.load(path, allow_pickle=False) as z:
+        if "shape" not in z.files:
+            return None
+        shape = np.asarray(z["shape"]).ravel()
+    if shape.shape != (2,) or shape.dtype.kind not in "iu" or (shape < 0).any():
+        raise CLIError(f"{path.name!r} declares the sparse shape {shape.tolist()}; expected "
+                       "two non-negative integers (n_items, n_sources)")
+    return int(shape[0]), int(shape[1])
+
+
+def _check_parquet(path: Path) -> None:
+    """A Parquet file's footer is readable and its declared size fits the budget."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_metadata(path)
+    except Exception as err:  # pyarrow raises ArrowInvalid / OSError for a corrupt file
+        raise CLIError(f"{path.name!r} is not a valid Parquet file (truncated or corrupt?): "
+                       f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
+                       ) from None
+    size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    _budget_check(4.0 * size + meta.num_rows * _BYTES_PER_ITEM_CLASS,
+                  f"loading {path.name!r} ({meta.num_rows:,} rows)")
 
 
 def _to_label_matrix(kind_data: tuple[str, Any], args: argparse.Namespace) -> Any:
@@ -143,23 +358,45 @@ def _check_cli_method(method: str, params: dict[str, Any]) -> None:
         )
 
 
-def _atomic_write(frame: Any, out: Path, force: bool) -> None:
-    if out.is_dir():
-        raise CLIError(f"output {str(out)!r} is a directory; give a file path, e.g. "
-                       f"{str(out / 'soft_labels.csv')!r}")
-    parent = next((p for p in (out.parent, *out.parent.parents) if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise CLIError(f"cannot create output {str(out)!r}: {str(parent)!r} is a file, "
-                       "not a directory")
-    if out.exists() and not force:
-        raise CLIError(f"output {str(out)!r} exists; choose another path or pass --force")
-    suffix = out.suffix.lower()
-    if suffix not in {".csv", ".parquet", ".npz"}:
-        raise CLIError(f"unsupported output format {suffix!r}; use .csv, .parquet or .npz")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def _signals_blocked() -> Any:
+    """Hold SIGINT/SIGTERM for a few statements (creating or renaming the temporary file),
+    so that the cleanup always knows whether there is a file to remove."""
+    sigs = {signal.SIGINT, signal.SIGTERM}
     try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _atomic_write(frame: Any, out: Path, force: bool, inputs: list[Path]) -> None:
+    _check_not_input(out, inputs)
+    _check_output_path(out, force)
+    suffix = out.suffix.lower()
+    missing = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
+    created: list[Path] = []
+    tmp: str | None = None
+    try:
+        for d in reversed(missing):  # outermost first; removed again if the write fails
+            d.mkdir()
+            created.append(d)
+        with _signals_blocked():
+            fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would give
+        finally:
+            os.close(fd)
         if suffix == ".csv":
             frame.to_csv(tmp, index=False)
         elif suffix == ".parquet":
@@ -171,9 +408,15 @@ def _atomic_write(frame: Any, out: Path, force: bool) -> None:
             }
             with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, **arrays)
-        os.replace(tmp, out)
+        with _signals_blocked():
+            os.replace(tmp, out)
+            tmp = None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        for d in reversed(created):
+            with contextlib.suppress(OSError):
+                d.rmdir()
         raise
 
 
@@ -192,11 +435,13 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
 
     src = Path(args.input)
     out = Path(args.output)
-    if out.exists() and src.exists() and os.path.samefile(src, out):
-        raise CLIError("the output path is the input file; refusing to overwrite the input")
-    if out.resolve() == src.resolve():
-        raise CLIError("the output path is the input file; refusing to overwrite the input")
+    _check_not_input(out, [src])
+    _check_output_path(out, args.force)  # before the fit: fail fast
     lm = _to_label_matrix(_read_input(src, args), args)
+    _budget_check(
+        float(lm.n_items) * lm.n_classes * _BYTES_PER_ITEM_CLASS + lm.n_votes * 24.0,
+        f"aggregating {lm.n_items:,} items x {lm.n_classes:,} classes",
+    )
     params = _parse_params(args.param)
     if args.n_classes is not None:
         params.setdefault("n_classes", lm.n_classes)
@@ -206,7 +451,7 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
     frame = _soft_label_frame(lm, proba, model)
     if frame.shape[0] != lm.n_items:  # pragma: no cover - invariant
         raise CLIError("internal error: row count changed")
-    _atomic_write(frame, out, args.force)
+    _atomic_write(frame, out, args.force, [src])
     print(
         f"wsagg: aggregated {lm.n_items} items x {lm.n_sources} sources "
         f"({lm.n_votes} votes, {lm.n_classes} classes) with {args.method} -> {out}"
@@ -221,7 +466,11 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
     from wsagg.diagnostics import label_matrix_summary, source_summary
 
-    lm = _to_label_matrix(_read_input(Path(args.input), args), args)
+    src = Path(args.input)
+    if args.output:
+        _check_not_input(Path(args.output), [src])
+        _check_output_path(Path(args.output), args.force)
+    lm = _to_label_matrix(_read_input(src, args), args)
     summary = label_matrix_summary(lm)
     print(
         f"{summary['n_items']} items, {summary['n_sources']} sources, "
@@ -234,7 +483,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     if args.output:
         out = Path(args.output)
-        _atomic_write(table.reset_index(), out, args.force)
+        _atomic_write(table.reset_index(), out, args.force, [src])
     return 0
 
 
@@ -384,15 +633,59 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    debug = os.environ.get("WSAGG_DEBUG", "") not in ("", "0")
+    previous = _install_sigterm()
+    old_showwarning = warnings.showwarning
     warnings.showwarning = _warning_line
     try:
         return int(args.func(args))
     except CLIError as err:
-        print(f"wsagg: error: {err}", file=sys.stderr)
+        print(f"wsagg: error: {_one_line(err)}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("wsagg: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except _Terminated:
+        print("wsagg: terminated (SIGTERM); nothing was written", file=sys.stderr)
+        return 143
+    except MemoryError:
+        if debug:
+            raise
+        print("wsagg: error: out of memory; the input is too large for this machine (see "
+              "WSAGG_MEMORY_BUDGET)", file=sys.stderr)
     except (ValueError, TypeError, KeyError, OSError) as err:
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"wsagg: error: {msg}", file=sys.stderr)
+        if debug:
+            raise
+        print(f"wsagg: error: {_one_line(err)}", file=sys.stderr)
+    except Exception as err:  # anything else is still one line, never a traceback
+        if debug:
+            raise
+        print(f"wsagg: error: {type(err).__name__}: {_one_line(err)}", file=sys.stderr)
+    finally:
+        warnings.showwarning = old_showwarning
+        _restore_sigterm(previous)
     return 2
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
+def _install_sigterm() -> Any:
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except (ValueError, OSError):  # not the main thread: leave the handler alone
+        return None
+
+
+def _restore_sigterm(previous: Any) -> None:
+    if previous is not None:
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

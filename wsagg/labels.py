@@ -294,7 +294,8 @@ def as_label_matrix(
 
 def memory_budget() -> int:
     """Bytes wsagg lets one step allocate: ``$WSAGG_MEMORY_BUDGET`` (a number of bytes, or
-    with a ``K``/``M``/``G``/``T`` suffix) when set, else half of the physical memory."""
+    with a ``K``/``M``/``G``/``T`` suffix) when set, else 80% of the memory available now
+    (``MemAvailable`` on Linux), or half of the physical memory where that is unknown."""
     env = os.environ.get("WSAGG_MEMORY_BUDGET", "").strip()
     if env:
         units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
@@ -306,6 +307,13 @@ def memory_budget() -> int:
             raise ValueError(
                 f"WSAGG_MEMORY_BUDGET={env!r} is not a size; use bytes or e.g. 8G."
             ) from None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 * 4 // 5
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) // 2
     except (AttributeError, ValueError, OSError):  # pragma: no cover - non-POSIX

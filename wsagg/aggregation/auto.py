@@ -187,6 +187,32 @@ def source_log_likelihoods(
     return np.concatenate(values), np.concatenate(weights)
 
 
+class _Collapsed(ValueError):
+    """A candidate whose predictions ignore what the votes say about a class."""
+
+
+def _check_not_collapsed(proba: np.ndarray, lm: LabelMatrix, known: np.ndarray | None) -> None:
+    """Exclude a degenerate fixed point: on the unlabeled items with votes, a class that gets
+    at least 5% of the (per-item normalised) votes must get at least a fifth of that share of
+    the predictions (the prior-collapse rule of ``DawidSkene``, applied to a candidate)."""
+    counts = lm.class_counts()
+    tot = counts.sum(axis=1)
+    sel = tot > 0
+    if known is not None:
+        sel &= known < 0
+    if sel.sum() < 20:
+        return
+    vote_share = (counts[sel] / tot[sel, None]).mean(axis=0)
+    pred_share = np.bincount(proba[sel].argmax(axis=1), minlength=lm.n_classes) / sel.sum()
+    bad = np.flatnonzero((vote_share >= 0.05) & (pred_share < 0.2 * vote_share))
+    if bad.size:
+        c = bad[0]
+        raise _Collapsed(
+            f"collapsed: class {lm.classes[c]!r} has {vote_share[c]:.3f} of the votes but "
+            f"{pred_share[c]:.3f} of the predictions"
+        )
+
+
 def _subset(lm: LabelMatrix, keep: np.ndarray) -> LabelMatrix:
     return LabelMatrix(
         item=lm.item[keep], source=lm.source[keep], label=lm.label[keep], n_items=lm.n_items,
@@ -241,11 +267,16 @@ class AutoAggregator(BaseAggregator):
         (mean CV log loss, lower is better; or mean held-out source likelihood, higher is
         better), ``"accuracy"`` (held-out, with labels; else nan),
         ``"score_std_err"`` (the paired standard error of its difference from the best),
-        ``"temperature"``, ``"error"`` (the message of a candidate that failed, else "").
+        ``"temperature"``, ``"error"`` (why a candidate was excluded — it failed, or it
+        *collapsed*: its predictions on the unlabeled items give a class under a fifth of
+        its share of the votes — else "").
     temperature_ : float
         The calibration temperature applied (1.0 without calibration).
     class_prior_ : ndarray of shape (k,)
-        The (tempered) prior given to items without votes.
+        The distribution given to items without votes: the known labels' class
+        frequencies (Laplace-smoothed) when some are given — the candidates are chosen on
+        the items with votes only, where they differ — else the chosen aggregator's prior,
+        tempered.
     explanation_ : str
         What was chosen and why, in words.
 
@@ -325,8 +356,12 @@ class AutoAggregator(BaseAggregator):
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(2**31 - 1))
         known = None if y is None or not (y >= 0).any() else y
-        n_per_class = np.bincount(known[known >= 0], minlength=k) if known is not None else None
-        use_cv = known is not None and int(n_per_class[n_per_class > 0].min()) >= 2
+        covered = lm.covered()
+        use_cv = False
+        if known is not None:
+            # the candidates differ only on the items with votes: score those
+            n_per_class = np.bincount(known[(known >= 0) & covered], minlength=k)
+            use_cv = bool(n_per_class.sum()) and int(n_per_class[n_per_class > 0].min()) >= 2
         cands = self._candidates(k, has_labels=known is not None)
         if not use_cv:  # no labels: drop the candidates that need them
             cands = [c for c in cands if not AGGREGATORS[c[1]].needs_labels
@@ -395,7 +430,12 @@ class AutoAggregator(BaseAggregator):
             for key in ("candidate", "method", "params", "score", "score_std_err", "accuracy",
                         "temperature", "error")
         }
-        self.class_prior_ = _temper(_log(est.class_prior_[None, :]), self.temperature_)[0]
+        if known is not None:
+            # items without a vote: the known labels' class frequencies (Laplace-smoothed)
+            self.class_prior_ = (np.bincount(known[known >= 0], minlength=k) + 1.0) / (
+                np.count_nonzero(known >= 0) + k)
+        else:
+            self.class_prior_ = _temper(_log(est.class_prior_[None, :]), self.temperature_)[0]
         self.explanation_ = self._explain(rows, best, chosen, use_cv)
 
     def _explain(self, rows: list[dict], best: int, chosen: int, use_cv: bool) -> str:
@@ -416,12 +456,12 @@ class AutoAggregator(BaseAggregator):
             text += f"; posteriors tempered with T = {self.temperature_:.3g}"
         failed = [x["candidate"] for x in rows if x["error"]]
         if failed:
-            text += f"; failed: {', '.join(failed)}"
+            text += f"; excluded (failed or collapsed): {', '.join(failed)}"
         return text + "."
 
     # -- with labels ---------------------------------------------------------------------
     def _cv_score(self, lm, known, method, params, k, seed) -> dict[str, Any]:
-        idx = np.flatnonzero(known >= 0)
+        idx = np.flatnonzero((known >= 0) & lm.covered())
         y_known = known[idx]
         n_splits = int(min(self.n_folds, np.bincount(y_known)[np.bincount(y_known) > 0].min()))
         folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
@@ -434,6 +474,8 @@ class AutoAggregator(BaseAggregator):
             proba = est.fit(lm, y_train).predict_proba(lm)
             oof[test] = proba[idx[test]]
             fold_of[test] = f
+            if f == 0:
+                _check_not_collapsed(proba, lm, known)
         log_p = _log(oof)
         t = 1.0
         if self.calibration:
@@ -441,7 +483,8 @@ class AutoAggregator(BaseAggregator):
                 lp = log_softmax(log_p / np.exp(log_t), axis=1)
                 return -float(np.mean(lp[np.arange(idx.size), y_known]))
 
-            res = minimize_scalar(loss, bounds=_LOG_T_BOUNDS, method="bounded")
+            res = minimize_scalar(loss, bounds=_LOG_T_BOUNDS, method="bounded",
+                                  options={"xatol": 0.01})
             t = float(np.exp(res.x))
         lp = log_softmax(log_p / t, axis=1)[np.arange(idx.size), y_known]
         return {
@@ -468,7 +511,9 @@ class AutoAggregator(BaseAggregator):
             if kept.n_votes == 0:
                 continue
             est = self._make(method, params, k, seed)
-            log_q = _log(est.fit(kept, known).predict_proba(kept))
+            q = est.fit(kept, known).predict_proba(kept)
+            _check_not_collapsed(q, kept, known)
+            log_q = _log(q)
             t = 1.0
             if self.calibration:
                 def neg(log_t: float, log_q=log_q, hidden=hidden) -> float:
@@ -476,8 +521,8 @@ class AutoAggregator(BaseAggregator):
                     v, w = source_log_likelihoods(q_t, lm, hidden, with_abstain, half)
                     return -float(np.average(v, weights=w))
 
-                t = float(np.exp(minimize_scalar(neg, bounds=_LOG_T_BOUNDS,
-                                                 method="bounded").x))
+                t = float(np.exp(minimize_scalar(neg, bounds=_LOG_T_BOUNDS, method="bounded",
+                                                 options={"xatol": 0.01}).x))
             v, w = source_log_likelihoods(_temper(log_q, t), lm, hidden, with_abstain, half)
             keep = w > 0
             parts.append(v[keep])
@@ -497,9 +542,10 @@ class AutoAggregator(BaseAggregator):
     # ------------------------------------------------------------------------------------
     def _predict_proba(self, lm: LabelMatrix) -> np.ndarray:
         proba = self.estimator_.predict_proba(lm)
-        if self.temperature_ == 1.0:
-            return proba
-        return _temper(_log(proba), self.temperature_)
+        if self.temperature_ != 1.0:
+            proba = _temper(_log(proba), self.temperature_)
+        proba[~lm.covered()] = self.class_prior_
+        return proba
 
     def get_estimator(self) -> BaseAggregator:
         """An unfitted copy of the chosen aggregator (with its parameters)."""
