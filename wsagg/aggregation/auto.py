@@ -118,16 +118,20 @@ def _frac_hash(x: np.ndarray, salt: float) -> np.ndarray:
 
 def _source_groups(lm: LabelMatrix, n_groups: int, salt: float) -> np.ndarray:
     """Group of each source, from a hash of its *content* (its sorted class histogram and
-    the agreement of its votes with the other votes on the same items), not its position."""
+    the agreement of its votes with the other votes on the same items), not its position.
+
+    Sources with the same content — duplicated sources, whose copies would predict each
+    other perfectly and fool the criterion — always fall in the same group."""
     k = lm.n_classes
     hist = np.bincount(lm.source * k + lm.label, minlength=lm.n_sources * k).reshape(-1, k)
     agree = np.bincount(lm.item * k + lm.label, minlength=lm.n_items * k)[lm.item * k + lm.label]
     agree_sum = np.bincount(lm.source, weights=agree, minlength=lm.n_sources)
     key = np.sort(hist, axis=1) @ (1.0 + np.arange(k)) * 0.001 + agree_sum * 0.0137
-    order = np.lexsort((_frac_hash(key, salt), key))  # deal the sorted sources round-robin
-    group = np.empty(lm.n_sources, dtype=np.int64)
-    group[order] = (np.arange(lm.n_sources) + int(1e3 * salt) % n_groups) % n_groups
-    return group
+    uniq, inverse = np.unique(key, return_inverse=True)
+    order = np.argsort(_frac_hash(uniq, salt), kind="stable")  # deal the keys round-robin
+    rank = np.empty(uniq.size, dtype=np.int64)
+    rank[order] = np.arange(uniq.size)
+    return (rank[inverse] + int(1e3 * salt)) % n_groups
 
 
 def _item_halves(lm: LabelMatrix, salt: float) -> np.ndarray:
@@ -508,7 +512,7 @@ class AutoAggregator(BaseAggregator):
         for g in range(min(self.n_groups, lm.n_sources)):  # the same groups for all candidates
             hidden = groups == g
             kept = _subset(lm, ~hidden[lm.source])
-            if kept.n_votes == 0:
+            if kept.n_votes == 0 or not hidden.any():
                 continue
             est = self._make(method, params, k, seed)
             q = est.fit(kept, known).predict_proba(kept)

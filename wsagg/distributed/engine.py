@@ -49,6 +49,7 @@ from wsagg.distributed.partitions import (
     to_chunk,
 )
 from wsagg.exceptions import PartitionError
+from wsagg.labels import check_inferred_k
 
 __all__ = [
     "Runner",
@@ -126,6 +127,7 @@ class Runner:
                 self._own_client = True
             else:
                 self.client = parts.client
+        parts.refresh()  # partition files: fingerprinted now, loader tasks keyed by it
         self.items: list = list(parts.loaders)  # what the tasks receive (delayed or cached)
 
     def __enter__(self) -> Runner:
@@ -142,9 +144,17 @@ class Runner:
     def _compute(self, tasks: list) -> list:
         import dask
 
-        if self.client is not None:
-            return self.client.gather(self.client.compute(tasks))
-        return list(dask.compute(*tasks))
+        try:
+            if self.client is not None:
+                return self.client.gather(self.client.compute(tasks))
+            return list(dask.compute(*tasks))
+        except PartitionError:
+            raise
+        except Exception as err:
+            lost = _lost_tasks(err)
+            if lost is None:
+                raise
+            raise PartitionError(lost) from err
 
     def _tasks(self, func: Callable, *args: Any) -> list:
         import dask
@@ -223,7 +233,8 @@ class Runner:
         need_pass = k is None or ((m is None or m < 0) and names is None)
         if need_pass:
             summaries = self.map(_raw_summary)
-            max_label = max(s[0] for s in summaries)
+            seen = np.unique(np.concatenate([np.asarray(s[0]).ravel() for s in summaries]))
+            max_label = int(seen.max()) if seen.size else -1
             long_sources = [s[1] for s in summaries if s[1] is not None]
             long_labels = [s[2] for s in summaries if s[2] is not None]
             if long_sources and names is None:
@@ -232,12 +243,20 @@ class Runner:
             if long_labels and classes is None:
                 labs = sorted(set().union(*long_labels))
                 arr = np.asarray(labs)
-                if arr.dtype.kind in "iuf" and np.all(arr == np.round(arr)) and arr.min() >= 0:
-                    classes = np.arange(int(arr.max()) + 1)
+                if (arr.size and arr.dtype.kind in "iuf" and np.all(arr == np.round(arr))
+                        and arr.min() >= 0):
+                    if k is None:
+                        check_inferred_k(arr.astype(np.int64), int(arr.max()) + 1,
+                                         what="The partitions' long-format labels")
+                    classes = np.arange(max(int(arr.max()) + 1, k or 0))
                 else:
                     classes = arr
             if k is None:
-                k = len(classes) if classes is not None else max_label + 1
+                if classes is not None:
+                    k = len(classes)
+                else:
+                    k = max_label + 1
+                    check_inferred_k(seen.astype(np.int64), k, what="The partitions' votes")
         if classes is None:
             classes = np.arange(k)
         if k is not None and len(classes) != k:
@@ -253,6 +272,25 @@ class Runner:
             int(m if m is not None and m >= 0 else len(names)), int(k), np.asarray(names),
             np.asarray(classes),
         )
+
+
+def _lost_tasks(err: BaseException) -> str | None:
+    """A one-line explanation when a Dask error means the cluster lost the fit's tasks (a
+    ``client.restart()``, a killed worker), else ``None``."""
+    import concurrent.futures
+
+    name = type(err).__name__
+    if isinstance(err, concurrent.futures.CancelledError) or name in (
+        "FutureCancelledError", "CancelledError", "KilledWorker", "CommClosedError",
+    ):
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else name
+        return (
+            "the Dask cluster lost this fit's tasks before they finished ("
+            f"{name}: {reason}); this happens when the client is restarted "
+            "(client.restart()) or workers die mid-fit. Nothing was fitted: rerun the fit "
+            "once the cluster is up."
+        )
+    return None
 
 
 def _load_then(func: Callable, item: Any, *args: Any) -> Any:

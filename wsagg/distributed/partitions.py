@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wsagg.labels import LabelMatrix, as_label_matrix
+from wsagg.exceptions import PartitionError
+from wsagg.labels import LabelMatrix, _long_votes, as_label_matrix
 
 __all__ = [
     "Chunk",
@@ -132,8 +133,44 @@ def _check_known(y: Any, n: int, k: int) -> np.ndarray | None:
 # turns them into a Chunk once the global metadata is known.
 
 
-def _load_file(path: str, y_column: str | None) -> tuple:
+def fingerprint(path: str) -> tuple[int, int, int]:
+    """``(size, mtime_ns, inode)`` of a partition file: it changes when the file is
+    rewritten or replaced (the loader tasks are keyed by it, and a file whose fingerprint
+    changed during a fit is refused)."""
+    st = os.stat(path)
+    return (int(st.st_size), int(st.st_mtime_ns), int(st.st_ino))
+
+
+def _load_file(path: str, y_column: str | None, expected: Any = None) -> tuple:
+    """One partition file as a raw partition; any failure is a :class:`PartitionError`
+    naming the file. ``expected``: the fingerprint taken when the fit started."""
     p = str(path)
+    try:
+        now = fingerprint(p)
+    except OSError as err:
+        raise PartitionError(
+            f"partition file {p} cannot be read: {err.strerror or err}; it was there when the "
+            "fit started"
+        ) from err
+    if expected is not None and tuple(expected) != now:
+        raise PartitionError(
+            f"partition file {p} changed during the fit (size, modification time or inode "
+            "differ from when the fit started); refusing to mix two versions of the votes: "
+            "rerun the fit once the file is final."
+        )
+    try:
+        return _read_file(p, y_column)
+    except PartitionError:
+        raise
+    except Exception as err:
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise PartitionError(
+            f"partition file {p} cannot be read ({type(err).__name__}"
+            + (f": {msg}" if msg else "") + "); is it truncated or corrupt?"
+        ) from err
+
+
+def _read_file(p: str, y_column: str | None) -> tuple:
     if p.endswith(".npz"):
         with np.load(p, allow_pickle=False) as f:
             keys = set(f.files)
@@ -175,23 +212,26 @@ def _frame_raw(df: pd.DataFrame, y_column: str | None) -> tuple:
     return ("dense", df.to_numpy(), df.index.to_numpy(), y)
 
 
-def _raw_summary(raw: tuple) -> tuple[int, Any, Any]:
-    """(max label or -1, set of long-format sources or None, set of long labels or None)."""
+def _raw_summary(raw: tuple) -> tuple[Any, Any, Any]:
+    """(distinct non-negative vote / known labels as an array, set of long-format sources or
+    None, set of long labels or None)."""
     kind = raw[0]
     if kind == "dense":
         block = np.asarray(raw[1])
-        mx = int(block.max()) if block.size else -1
+        votes = block[block >= 0] if block.size else block.reshape(-1)
+        seen = [np.unique(votes)]
         y = raw[3]
         if y is not None and np.asarray(y).size:
-            mx = max(mx, int(np.nanmax(np.asarray(y, dtype=float))))
-        return mx, None, None
+            yv = np.asarray(y, dtype=float)
+            yv = yv[np.isfinite(yv) & (yv >= 0)]
+            seen.append(np.unique(yv))
+        return np.unique(np.concatenate(seen)), None, None
     if kind == "triples":
-        lab = np.asarray(raw[3])
-        return (int(lab.max()) if lab.size else -1), None, None
+        return np.unique(np.asarray(raw[3])), None, None
     df = raw[1]
     src = df["source" if "source" in df.columns else "worker"]
-    lab = df["label"].dropna()
-    return -1, set(pd.unique(src)), set(pd.unique(lab))
+    lab, _ = _long_votes(df["label"].to_numpy())
+    return np.zeros(0), set(pd.unique(src)), set(pd.unique(lab))
 
 
 def to_chunk(raw: tuple, meta: PartitionMeta) -> Chunk:
@@ -286,6 +326,7 @@ class VotePartitions:
             if description is not None
             else [f"partition {i}" for i in range(len(self.loaders))]
         )
+        self._files: tuple[list[str], str | None] | None = None
 
     @property
     def n_partitions(self) -> int:
@@ -399,8 +440,6 @@ class VotePartitions:
         ``n_sources`` is read from the files when not given (npz: ``n_sources`` array,
         wide Parquet: the column count).
         """
-        import dask
-
         paths = [str(p) for p in paths]
         if not paths:
             raise ValueError("from_files needs at least one partition file.")
@@ -411,11 +450,32 @@ class VotePartitions:
             n_sources = len(source_names)
         if n_sources is None:
             n_sources = _peek_n_sources(paths[0], y_column)
-        loaders = [dask.delayed(_load_file, pure=True)(p, y_column) for p in paths]
-        return cls(
-            loaders, n_sources=n_sources, n_classes=n_classes, source_names=source_names,
+        parts = cls(
+            [], n_sources=n_sources, n_classes=n_classes, source_names=source_names,
             classes=classes, description=paths, **kwargs,
         )
+        parts._files = (paths, y_column)
+        parts.refresh()
+        return parts
+
+    def refresh(self) -> None:
+        """Fingerprint the partition files now (size, modification time, inode) and key
+        their loader tasks by it: a file repaired after a failed fit is read afresh (never a
+        cached failure), and a file that changes during the fit is refused. Called when a
+        fit starts; a no-op for partitions that are not files."""
+        if self._files is None:
+            return
+        import dask
+
+        paths, y_column = self._files
+        loaders = []
+        for p in paths:
+            try:
+                fp = fingerprint(p)
+            except OSError as err:
+                raise FileNotFoundError(f"partition file {p} does not exist.") from err
+            loaders.append(dask.delayed(_load_file, pure=True)(p, y_column, fp))
+        self.loaders = loaders
 
     @classmethod
     def from_label_matrix(
@@ -451,6 +511,18 @@ def _dense_raw(block: np.ndarray, offset: int, y: Any) -> tuple:
 
 
 def _peek_n_sources(path: str, y_column: str | None) -> int:
+    try:
+        return _peek(path, y_column)
+    except (ValueError, PartitionError):
+        raise
+    except Exception as err:
+        raise PartitionError(
+            f"partition file {path} cannot be read ({type(err).__name__}: {err}); is it "
+            "truncated or corrupt?"
+        ) from err
+
+
+def _peek(path: str, y_column: str | None) -> int:
     if path.endswith(".npz"):
         with np.load(path, allow_pickle=False) as f:
             if "n_sources" in f.files:

@@ -1,0 +1,132 @@
+"""AutoAggregator: the selection, its guards and its calibration (issue 15)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from wsagg import AutoAggregator, MajorityVote
+from wsagg.aggregation.auto import (
+    _check_not_collapsed,
+    _Collapsed,
+    _item_halves,
+    _source_groups,
+    default_candidates,
+    source_log_likelihoods,
+)
+from wsagg.datasets import make_dawid_skene
+from wsagg.labels import as_label_matrix
+
+
+def _fit(est, L, y=None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return est.fit(L, y)
+
+
+@pytest.fixture(scope="module")
+def crowd():
+    return make_dawid_skene(400, 8, 3, coverage=0.6, random_state=1)
+
+
+def test_explains_its_choice_and_records_every_candidate(crowd):
+    auto = _fit(AutoAggregator(random_state=0), crowd.L)
+    r = auto.cv_results_
+    assert auto.criterion_ == "held_out_source_likelihood"
+    assert auto.selected_ in set(r["candidate"])
+    assert auto.selected_ in auto.explanation_ and "held-out source likelihood" in (
+        auto.explanation_)
+    assert set(r) == {"candidate", "method", "params", "score", "score_std_err", "accuracy",
+                      "temperature", "error"}
+    assert len(r["candidate"]) == len(default_candidates(3, has_labels=False))
+
+
+def test_with_labels_majority_votes_are_always_candidates_and_cv_decides(crowd):
+    y = np.where(np.arange(400) % 3 == 0, crowd.y, -1)
+    auto = _fit(AutoAggregator(random_state=0), crowd.L, y)
+    assert auto.criterion_ == "cv_log_loss"
+    cands = list(auto.cv_results_["candidate"])
+    assert "majority" in cands and "majority-accuracy" in cands
+    # the chosen candidate's CV loss is within one paired standard error of the best
+    scores = auto.cv_results_["score"]
+    i = cands.index(auto.selected_)
+    assert scores[i] - np.nanmin(scores) <= auto.cv_results_["score_std_err"][i] + 1e-12
+
+
+def test_the_one_standard_error_rule_prefers_the_simpler_candidate(crowd):
+    y = np.where(np.arange(400) % 3 == 0, crowd.y, -1)
+    plain = _fit(AutoAggregator(random_state=0, one_standard_error=False), crowd.L, y)
+    se = _fit(AutoAggregator(random_state=0), crowd.L, y)
+    order = list(se.cv_results_["candidate"])
+    assert order.index(se.selected_) <= order.index(plain.selected_)
+
+
+def test_never_worse_than_majority_vote_beyond_noise_with_an_unrepresentative_labeled_split():
+    # issue 15, pattern (e): the labeled items are the hard ones (few votes, more noise);
+    # the fit must still not lose to majority vote on the other items by more than noise
+    d = make_dawid_skene(1500, 10, 2, coverage=0.5, random_state=4)
+    L = d.L.to_dense()
+    votes = (L >= 0).sum(axis=1)
+    labeled = np.argsort(votes, kind="stable")[:150]  # the sparsest items only
+    y = np.full(1500, -1)
+    y[labeled] = d.y[labeled]
+    rest = np.setdiff1d(np.arange(1500), labeled)
+    rest = rest[(L[rest] >= 0).any(axis=1)]
+    auto = _fit(AutoAggregator(random_state=0), L, y).predict(L)
+    mv = MajorityVote().fit(L).predict(L)
+    acc_auto = np.mean(auto[rest] == d.y[rest])
+    acc_mv = np.mean(mv[rest] == d.y[rest])
+    assert acc_auto >= acc_mv - 2 * np.sqrt(acc_mv * (1 - acc_mv) / rest.size)
+
+
+def test_calibration_softens_posteriors_made_overconfident_by_duplicated_sources():
+    # issue 15, pattern (c): one noisy source copied 8 times makes posteriors certain
+    rng = np.random.default_rng(0)
+    n = 2000
+    y = rng.integers(0, 2, n)
+    base = np.where(rng.random(n) < 0.7, y, 1 - y)
+    others = np.column_stack([np.where(rng.random(n) < 0.75, y, 1 - y) for _ in range(3)])
+    L = np.column_stack([np.repeat(base[:, None], 8, axis=1), others])
+    from sklearn.metrics import log_loss
+
+    raw = _fit(AutoAggregator(random_state=0, calibration=False), L).predict_proba(L)
+    cal = _fit(AutoAggregator(random_state=0), L).predict_proba(L)
+    assert log_loss(y, cal) < log_loss(y, raw)
+
+
+def test_a_collapsed_candidate_is_excluded():
+    lm = as_label_matrix(np.array([[0, 0], [1, 1], [0, 1], [1, 0]] * 10))
+    one_class = np.tile([1.0, 0.0], (40, 1))  # every item predicted class 0
+    with pytest.raises(_Collapsed, match="collapsed"):
+        _check_not_collapsed(one_class, lm, None)
+    balanced = np.where(np.arange(40)[:, None] % 2 == 0, [0.9, 0.1], [0.1, 0.9])
+    _check_not_collapsed(balanced, lm, None)
+
+
+def test_held_out_source_likelihood_scores_only_what_the_model_did_not_see(crowd):
+    lm = crowd.L
+    groups = _source_groups(lm, 4, 0.1)
+    half = _item_halves(lm, 0.1)
+    hidden = groups == 0
+    # a posterior built from the hidden sources' own votes would leak: check that the
+    # score of the truth beats the score of a uniform posterior, and that both are finite
+    truth = np.eye(3)[crowd.y]
+    v_true, w = source_log_likelihoods(truth, lm, hidden, False, half)
+    v_unif, _ = source_log_likelihoods(np.full((lm.n_items, 3), 1 / 3), lm, hidden, False, half)
+    assert np.all(np.isfinite(v_true)) and w.min() >= 0
+    assert np.average(v_true, weights=w) > np.average(v_unif, weights=w) + 0.1
+
+
+def test_groups_and_halves_are_content_hashed(crowd):
+    L = crowd.L.to_dense()
+    perm = np.random.default_rng(0).permutation(L.shape[0])
+    a, b = as_label_matrix(L), as_label_matrix(L[perm])
+    np.testing.assert_array_equal(_source_groups(a, 4, 0.2), _source_groups(b, 4, 0.2))
+    np.testing.assert_array_equal(_item_halves(a, 0.2)[perm], _item_halves(b, 0.2))
+
+
+def test_bad_candidates_are_refused():
+    with pytest.raises(ValueError, match="Unknown candidate method"):
+        _fit(AutoAggregator(candidates=[("x", "nope", {})]), np.array([[0, 1], [1, 1]]))
