@@ -92,6 +92,15 @@ def load_wrench(
         raise NotADirectoryError(
             f"The WRENCH loader needs a directory of <split>.json files: {directory}"
         )
+    if (
+        not isinstance(split, str)
+        or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", split)
+        or ".." in split
+    ):
+        raise ValueError(
+            f"split must be the name of a <split>.json file in {directory} (e.g. 'train'); "
+            f"got {split!r}, which is not a plain file name (no '/', '\\' or '..')."
+        )
     split_file = directory / f"{split}.json"
     if not split_file.is_file():
         available = sorted(

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wsagg.labels import LabelMatrix
+from wsagg.labels import LabelMatrix, check_inferred_k
 from wsagg.lf._core import LabelingFunction, LabelingFunctionError, Record
 
 __all__ = ["DaskLFApplier", "PandasLFApplier"]
@@ -226,11 +226,10 @@ def _apply_frame(
                 bar.update(1)
         if bar is not None:
             bar.close()
+        for pos, v in enumerate(labels):  # True/False or 1.0 would pass as 1 in an array
+            if not _is_int(v):
+                raise _bad_value(lfs[sources[pos]].name, index[items[pos]], v, n_classes)
         lab = np.asarray(labels) if labels else np.zeros(0, dtype=np.int64)
-        if lab.dtype.kind not in "iu":
-            for pos, v in enumerate(labels):
-                if not _is_int(v):
-                    raise _bad_value(lfs[sources[pos]].name, index[items[pos]], v, n_classes)
         lab = lab.astype(np.int64)
         it = np.asarray(items, dtype=np.int64)
         src = np.asarray(sources, dtype=np.int64)
@@ -342,6 +341,7 @@ def _infer_k(label: np.ndarray, n_classes: int | None) -> int:
             f"The labeling functions voted for {k} class(es) only, so the number of classes "
             "cannot be inferred; pass n_classes=k to the applier."
         )
+    check_inferred_k(label, k, what="The labeling functions' votes")
     return k
 
 

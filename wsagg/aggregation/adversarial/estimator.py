@@ -66,6 +66,7 @@ from wsagg.aggregation.adversarial.constraints import (
     wilson_interval,
 )
 from wsagg.base import BaseAggregator, _is_partitioned
+from wsagg.exceptions import UninformativeFitWarning
 from wsagg.labels import LabelMatrix, as_label_matrix
 
 __all__ = ["AdversarialLogLoss"]
@@ -447,8 +448,20 @@ class AdversarialLogLoss(BaseAggregator):
         """
         boxes = self._boxes(lab, target_votes, float(counts.sum()), m, k)
         problem = _dual_problem(boxes, Vu, counts, k)
-        result, widening, t_star, check = self._solve_checked(problem)
+        result, widening, t_star, check = self._solve_checked(problem, user_bounds=lab is None)
         self._set_fitted(boxes, problem, result, widening, t_star, check)
+        if np.all(np.abs(self._W_flat) < 1e-9) and np.all(np.abs(self.class_bias_) < 1e-9):
+            why = (
+                f"the accuracy intervals from {int(lab['n_items'])} labeled item(s) are so "
+                "wide that they contain chance level"
+                if lab is not None else "the accuracy_bounds given contain chance level"
+            )
+            warn(
+                f"AdversarialLogLoss learned nothing: {why}, so every source gets weight 0 "
+                "and every prediction is the uniform distribution. Label more items (tens "
+                "per source), lower confidence, or pass tighter accuracy_bounds.",
+                UninformativeFitWarning,
+            )
 
     def _boxes(
         self, lab: dict | None, target_votes: np.ndarray, N: float, m: int, k: int
@@ -492,13 +505,17 @@ class AdversarialLogLoss(BaseAggregator):
             trials_c=trials_c,
         )
 
-    def _solve_checked(self, problem: DualProblem) -> tuple[SolverResult, float, Any, str]:
+    def _solve_checked(
+        self, problem: DualProblem, user_bounds: bool = False
+    ) -> tuple[SolverResult, float, Any, str]:
         """Solve the dual, with the feasibility check (dual certificate or LP) and the
-        widening it may call for; returns ``(result, widening, t_star, check)``."""
+        widening it may call for; returns ``(result, widening, t_star, check)``.
+        ``user_bounds``: the intervals are the user's ``accuracy_bounds`` (the messages
+        then blame those, not the labeled items)."""
         widening, t_star, check = 1.0, None, "off"
         if self.check_feasibility and self.solver == "cvxpy":
             # the reference solver cannot tell an empty polytope from a numerical failure
-            widening, t_star = self._feasibility_lp(problem)
+            widening, t_star = self._feasibility_lp(problem, user_bounds)
             check = "lp"
         result = self._solve(problem)
         if self.check_feasibility and self.solver != "cvxpy":
@@ -507,7 +524,7 @@ class AdversarialLogLoss(BaseAggregator):
                 # |A z - s| <= e up to the KKT tolerance, so the polytope is non-empty
                 check = "dual"
             else:
-                widening, t_star = self._feasibility_lp(problem)
+                widening, t_star = self._feasibility_lp(problem, user_bounds)
                 check = "lp"
                 if widening != 1.0:
                     result = self._solve(problem)
@@ -515,8 +532,8 @@ class AdversarialLogLoss(BaseAggregator):
             raise ValueError(
                 "The adversarial dual is unbounded below (objective "
                 f"{result.objective:.3g} < 0 certifies that the constraint polytope is "
-                "empty). Use check_feasibility=True with on_infeasible='widen', or more "
-                "labeled items."
+                "empty). Use check_feasibility=True with on_infeasible='widen', or "
+                + ("wider accuracy_bounds." if user_bounds else "more labeled items.")
             )
         if not np.all(np.isfinite(result.theta)):
             raise RuntimeError(f"Solver {self.solver!r} returned non-finite weights.")
@@ -575,7 +592,9 @@ class AdversarialLogLoss(BaseAggregator):
         self.constraints_ = pd.concat(frames, ignore_index=True)
         self.accuracy_bounds_ = bounds_w if b.family == "accuracy" else None
 
-    def _feasibility_lp(self, problem: DualProblem) -> tuple[float, float]:
+    def _feasibility_lp(
+        self, problem: DualProblem, user_bounds: bool = False
+    ) -> tuple[float, float]:
         """Run the feasibility LP; raise on an empty polytope or widen ``problem.e`` in place.
 
         Returns ``(widening_factor, t_star)``.
@@ -589,6 +608,13 @@ class AdversarialLogLoss(BaseAggregator):
                 if not np.isfinite(t_star)
                 else f"the half-widths would need widening by a factor {t_star:.4g}"
             )
+            if user_bounds:
+                raise ValueError(
+                    "The accuracy_bounds / class_freq_bounds given admit no labeling of the "
+                    f"votes: {how}. Bounds that pin accuracies (e.g. [1, 1]) cannot hold for "
+                    "sources that disagree with each other; widen them (lo < hi) or pass "
+                    "on_infeasible='widen'."
+                )
             raise ValueError(
                 "The constraint polytope is empty (or has no interior): no labeling of the "
                 "target items satisfies all the accuracy/class-frequency intervals; "
