@@ -57,6 +57,12 @@ BEST_PEER_SET = (
     "crowdkit-MajorityVote", "crowdkit-Wawa", "crowdkit-ZeroBasedSkill", "snorkel-LabelModel",
 )
 SKIP_UNSUP = {"adversarial"}  # needs labels
+try:
+    from benchmarks._peers import PEERS as _PEERS
+
+    PEER_NAMES = set(_PEERS)
+except ImportError:  # pragma: no cover
+    PEER_NAMES = set(BEST_PEER_SET)
 
 
 def ece(proba: np.ndarray, y: np.ndarray, n_bins: int = 15) -> float:
@@ -103,7 +109,9 @@ def _peers():
                     if avail.get(name) is None and name in BEST_PEER_SET}
 
 
-def run_dataset(name: str, peers_mod, peers: dict, rows: list, lodo: dict) -> None:
+def run_dataset(
+    name: str, peers_mod, peers: dict, rows: list, lodo: dict, wsagg_methods: bool = True
+) -> None:
     L, y, split_of = stack_splits(name)
     covered = L.covered()
     if not (y >= 0).any():
@@ -127,7 +135,7 @@ def run_dataset(name: str, peers_mod, peers: dict, rows: list, lodo: dict) -> No
                      "chosen": getattr(est, "selected_", "") if est is not None else ""})
         return est
 
-    for method, spec in AGGREGATORS.items():
+    for method, spec in (AGGREGATORS.items() if wsagg_methods else ()):
         if spec.binary_only and k != 2:
             continue
         if method not in SKIP_UNSUP:
@@ -223,15 +231,44 @@ def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="two small datasets, no peers")
     ap.add_argument("--datasets", nargs="*", default=None)
-    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--no-peers", action="store_true",
+                    help="skip the peers; their rows are read from realdata_peers.json if present")
+    ap.add_argument("--peers-only", action="store_true",
+                    help="run the peers only and save realdata_peers.json")
+    ap.add_argument("--report-only", action="store_true",
+                    help="recompute the tables from the saved realdata.json and "
+                         "realdata_peers.json (no fitting)")
     ap.add_argument("--out-dir", type=Path, default=None)
     args = ap.parse_args(argv)
     names = args.datasets or (SMOKE_DATASETS if args.smoke else list_shared())
     peers_mod, peers = (None, {}) if (args.smoke or args.no_peers) else _peers()
     rows: list[dict] = []
     lodo: dict = {}
-    for name in names:
-        run_dataset(name, peers_mod, peers, rows, lodo)
+    results_dir = args.out_dir or Path(__file__).resolve().parent / "results"
+    if args.report_only:
+        import json
+
+        stem = "realdata" + ("_smoke" if args.smoke else "")
+        saved = json.loads((results_dir / f"{stem}.json").read_text())
+        rows = [r for r in saved["rows"] if r["method"] not in PEER_NAMES]
+        lodo = saved["lodo_entries"]
+        names = sorted({r["dataset"] for r in rows})
+    else:
+        for name in names:
+            run_dataset(name, peers_mod, peers, rows, lodo, wsagg_methods=not args.peers_only)
+    if args.peers_only:
+        save_results("realdata_peers", rows, out_dir=args.out_dir,
+                     packages=("numpy", "scipy", "sklearn", "pandas", "crowdkit", "snorkel"))
+        print_table([{c: r.get(c) for c in ("dataset", "method", "acc", "log_loss", "ece",
+                                            "seconds")} for r in rows if "acc" in r])
+        return rows
+    peer_file = results_dir / "realdata_peers.json"
+    if not peers and peer_file.exists() and not args.smoke:
+        import json
+
+        saved = json.loads(peer_file.read_text())["rows"]
+        rows.extend(r for r in saved if r["dataset"] in names)
+        print(f"(peer rows read from {peer_file})", file=sys.stderr)
     cols = ("dataset", "method", "mode", "acc", "log_loss", "ece", "seconds", "chosen")
     print_table([{c: r.get(c) for c in cols} for r in rows if "acc" in r])
     errors = [r for r in rows if "error" in r]
@@ -248,8 +285,7 @@ def main(argv=None) -> list[dict]:
     print_table(summary)
     save_results("realdata" + ("_smoke" if args.smoke else ""), rows, out_dir=args.out_dir,
                  packages=("numpy", "scipy", "sklearn", "pandas", "crowdkit", "snorkel"),
-                 extra={"gaps": gaps, "lodo": lt, "summary": summary,
-                        "criterion": {d: {"rho": e["rho"]} for d, e in lodo.items()}})
+                 extra={"gaps": gaps, "lodo": lt, "summary": summary, "lodo_entries": lodo})
     return rows
 
 

@@ -343,6 +343,7 @@ def _check_n_classes(n_classes: Any) -> int:
             f"n_classes must be at least 2 (got {n_classes}); with one class there is "
             "nothing to aggregate."
         )
+    check_memory(64.0 * int(n_classes), f"n_classes={int(n_classes):,} (per-class arrays)")
     return int(n_classes)
 
 
