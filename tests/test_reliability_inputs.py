@@ -356,7 +356,7 @@ def _votes(draw, binary):
 
 
 _KINDS = ["dtype", "stray", "k_given", "long", "long_bad", "series"]
-_EXAMPLES = {"auto": 4}
+_EXAMPLES = {"auto": 4, "mmsr": 6}
 
 
 def _check_one(name, data):

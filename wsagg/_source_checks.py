@@ -188,7 +188,13 @@ def _sample(lm: LabelMatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         stride = int(np.ceil(total / MAX_PAIRS))
         sel = (item % stride) == 0
         item, src, lab = item[sel], src[sel], lab[sel]
-    return item, src, lab, n
+    # sampled items renumbered 0..n_s-1 (item stays sorted)
+    new = np.empty(item.shape[0], dtype=bool)
+    if item.shape[0]:
+        new[0] = True
+        np.not_equal(item[1:], item[:-1], out=new[1:])
+    item = np.cumsum(new) - 1
+    return item, src, lab, int(item[-1]) + 1 if item.shape[0] else 0
 
 
 def _pairs(item: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

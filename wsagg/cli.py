@@ -389,10 +389,19 @@ def _atomic_write(frame: Any, out: Path, force: bool, inputs: list[Path]) -> Non
     tmp: str | None = None
     try:
         for d in reversed(missing):  # outermost first; removed again if the write fails
-            d.mkdir()
+            try:
+                d.mkdir()
+            except OSError as err:
+                raise CLIError(f"cannot create the output directory {str(d)!r}: "
+                               f"{err.strerror or _one_line(err)}") from None
             created.append(d)
         with _signals_blocked():
-            fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+            try:
+                fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.",
+                                           suffix=".tmp")
+            except OSError as err:
+                raise CLIError(f"cannot write output {str(out)!r}: "
+                               f"{err.strerror or _one_line(err)}") from None
         try:
             os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would give
         finally:

@@ -18,8 +18,8 @@ heuristics, prompts) on ``n`` items, with classes ``0..k-1`` and ``-1`` meaning 
   fractional number in a label column is an error (class ids are ``0..k-1``).
 
 When neither ``n_classes`` nor ``classes`` is given, ``k`` is inferred as the largest class
-id + 1 — but only when that is not far beyond the distinct ids that occur (at most
-``max(d + 2, 2 d)`` for ``d`` distinct ids): a stray ``3000`` in a 3-class matrix, or a
+id + 1 — but only when at most two ids below it are unused (``k <= d + 2`` for ``d``
+distinct ids): a stray ``3000`` in a 3-class matrix, or a
 ``-1`` cast to ``uint8`` (255), is refused with the values seen instead of silently making
 thousands of empty classes. Known labels ``y`` never add a class that no source votes for
 (except the second class of a binary problem whose sources all vote one class).
@@ -419,8 +419,8 @@ def check_inferred_k(
     labels: np.ndarray, k: int, *, what: str = "The label matrix", dtype: Any = None
 ) -> None:
     """Refuse ``k = max id + 1`` inferred from integer class ids ``labels`` (``>= 0``) when it
-    is far beyond the ``d`` distinct ids that occur (more than ``max(d + 2, 2 d)``): a stray
-    label would otherwise create mostly empty classes (and allocate for them).
+    is beyond the ``d`` distinct ids that occur by more than two unused ids (``k > d + 2``):
+    a stray label would otherwise create empty classes (and allocate for them).
 
     The distinct ids are counted without allocating from ``k`` when ``k`` exceeds what the
     number of labels could justify."""
@@ -433,7 +433,7 @@ def check_inferred_k(
     else:
         distinct = np.flatnonzero(np.bincount(labels.astype(np.int64, copy=False), minlength=k))
     d = int(distinct.size)
-    if k <= max(d + 2, 2 * d):
+    if k <= d + 2:
         return
     ids = [str(int(v)) for v in distinct]
     shown = ", ".join(ids if d <= 8 else [*ids[:6], "...", ids[-1]])
@@ -443,7 +443,7 @@ def check_inferred_k(
         hint = f" ({int(distinct[-1])} is -1 cast to {dt}: keep the votes in a signed dtype)"
     raise ValueError(
         f"{what} has class ids up to {k - 1} but only {d} distinct ones ({shown}){hint}, so "
-        f"inferring k = {k} classes would create mostly empty classes. Pass n_classes=k "
+        f"inferring k = {k} classes would create {k - d} empty classes. Pass n_classes=k "
         "(--n-classes K on the command line) if there really are that many classes, or fix "
         "the stray labels."
     )

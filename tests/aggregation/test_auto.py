@@ -32,7 +32,7 @@ def crowd():
 
 
 def test_explains_its_choice_and_records_every_candidate(crowd):
-    auto = _fit(AutoAggregator(random_state=0), crowd.L)
+    auto = _fit(AutoAggregator(random_state=0, unsupervised="criterion"), crowd.L)
     r = auto.cv_results_
     assert auto.criterion_ == "held_out_source_likelihood"
     assert auto.selected_ in set(r["candidate"])
@@ -81,6 +81,21 @@ def test_never_worse_than_majority_vote_beyond_noise_with_an_unrepresentative_la
     assert acc_auto >= acc_mv - 2 * np.sqrt(acc_mv * (1 - acc_mv) / rest.size)
 
 
+def test_the_default_unsupervised_policy_follows_the_source_type(crowd):
+    auto = _fit(AutoAggregator(random_state=0), crowd.L)  # crowd workers: Dawid-Skene
+    assert auto.selected_ == "dawid-skene" and "by-source-type" in auto.explanation_
+    assert auto.temperature_ >= 1.0  # without labels the posteriors are only softened
+    rng = np.random.default_rng(0)  # unipolar labeling functions with abstains: MACE
+    y = rng.integers(0, 2, 600)
+    L = np.full((600, 6), -1)
+    for j in range(6):
+        c = j % 2
+        fire = (y == c) & (rng.random(600) < 0.5) | (y != c) & (rng.random(600) < 0.1)
+        L[fire, j] = c
+    lf = _fit(AutoAggregator(random_state=0), L)
+    assert lf.selected_ == "mace"
+
+
 def test_calibration_softens_posteriors_made_overconfident_by_duplicated_sources():
     # issue 15, pattern (c): one noisy source copied 8 times makes posteriors certain
     rng = np.random.default_rng(0)
@@ -91,8 +106,9 @@ def test_calibration_softens_posteriors_made_overconfident_by_duplicated_sources
     L = np.column_stack([np.repeat(base[:, None], 8, axis=1), others])
     from sklearn.metrics import log_loss
 
-    raw = _fit(AutoAggregator(random_state=0, calibration=False), L).predict_proba(L)
-    cal = _fit(AutoAggregator(random_state=0), L).predict_proba(L)
+    kw = {"random_state": 0, "unsupervised": "criterion"}
+    raw = _fit(AutoAggregator(calibration=False, **kw), L).predict_proba(L)
+    cal = _fit(AutoAggregator(**kw), L).predict_proba(L)
     assert log_loss(y, cal) < log_loss(y, raw)
 
 

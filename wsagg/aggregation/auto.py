@@ -70,6 +70,12 @@ __all__ = ["AutoAggregator", "default_candidates", "source_log_likelihoods"]
 
 _EPS = 1e-15
 _LOG_T_BOUNDS = (-2.5, 2.5)  # temperatures between 0.08 and 12
+# without labels only soften (T >= 1): a gold-free criterion can reward over-confidence
+# (e.g. sharpened vote shares on items with few votes), never trust it to sharpen
+_LOG_T_BOUNDS_UNSUP = (0.0, 2.5)
+# the "by-source-type" policy: labeling functions (abstains informative) / crowd workers
+_LF_CHOICE = "mace"
+_CROWD_CHOICE = "dawid-skene"
 
 # (label, method, params), simplest first: the order of the one-standard-error rule
 _CANDIDATES: list[tuple[str, str, dict[str, Any], str]] = [
@@ -251,6 +257,16 @@ class AutoAggregator(BaseAggregator):
         Temper the chosen posteriors (module docstring).
     one_standard_error : bool, default=True
         Prefer the simplest candidate within one standard error of the best CV loss.
+    unsupervised : str, default="by-source-type"
+        What to do without (enough) known labels. ``"criterion"``: choose among the
+        candidates by the held-out source likelihood. ``"by-source-type"``: ``MACE`` when
+        the sources look like labeling functions (abstains informative,
+        :func:`wsagg.diagnostics.abstains_are_informative`), ``DawidSkene`` for crowd
+        workers. A registry name: that method. The default is the policy that
+        leave-one-dataset-out over the shared datasets chose for every held-out dataset
+        (``docs/auto.md``): the criterion ranked the aggregators too poorly on
+        labeling-function data to beat a fixed choice. The posteriors are still tempered
+        by the criterion (softened only, ``T >= 1``).
     tie_break : {"first", "random"}, default="first"
     random_state : int, RandomState or None
         Seeds the folds, the masks and the candidates.
@@ -301,6 +317,7 @@ class AutoAggregator(BaseAggregator):
         "n_groups": [Interval(Integral, 2, None, closed="left")],
         "calibration": ["boolean"],
         "one_standard_error": ["boolean"],
+        "unsupervised": [str],
         "tie_break": [StrOptions({"first", "random"})],
         "random_state": ["random_state"],
     }
@@ -314,6 +331,7 @@ class AutoAggregator(BaseAggregator):
         n_groups: int = 4,
         calibration: bool = True,
         one_standard_error: bool = True,
+        unsupervised: str = "by-source-type",
         tie_break: str = "first",
         random_state: Any = None,
     ) -> None:
@@ -323,6 +341,7 @@ class AutoAggregator(BaseAggregator):
         self.n_groups = n_groups
         self.calibration = calibration
         self.one_standard_error = one_standard_error
+        self.unsupervised = unsupervised
         self.tie_break = tie_break
         self.random_state = random_state
 
@@ -346,6 +365,16 @@ class AutoAggregator(BaseAggregator):
             raise ValueError("candidates is empty; give at least one (label, method, params).")
         return out
 
+    def _policy_candidate(self, policy: str, lm: LabelMatrix, k: int) -> tuple[str, str, dict]:
+        """The fixed choice of an unsupervised policy (``unsupervised`` parameter)."""
+        if policy == "by-source-type":
+            counts = np.bincount(lm.source * k + lm.label, minlength=lm.n_sources * k)
+            lf = abstains_are_informative(counts.reshape(-1, k), lm.n_votes, lm.n_items)
+            policy = _LF_CHOICE if lf else _CROWD_CHOICE
+        if policy not in AGGREGATORS:
+            raise ValueError(f"unsupervised={policy!r} is not a registered method.")
+        return (policy, policy, {})
+
     def _make(self, method: str, params: dict, k: int, seed: int) -> BaseAggregator:
         est = get_aggregator(method, **params)
         extra: dict[str, Any] = {"n_classes": k}
@@ -367,6 +396,9 @@ class AutoAggregator(BaseAggregator):
             n_per_class = np.bincount(known[(known >= 0) & covered], minlength=k)
             use_cv = bool(n_per_class.sum()) and int(n_per_class[n_per_class > 0].min()) >= 2
         cands = self._candidates(k, has_labels=known is not None)
+        policy = self.unsupervised
+        if not use_cv and policy != "criterion":
+            cands = [self._policy_candidate(policy, lm, k)]
         if not use_cv:  # no labels: drop the candidates that need them
             cands = [c for c in cands if not AGGREGATORS[c[1]].needs_labels
                      or (c[1] == "majority" and c[2].get("weights") != "accuracy")]
@@ -447,6 +479,10 @@ class AutoAggregator(BaseAggregator):
         if use_cv:
             what = (f"lowest {self.n_folds}-fold cross-validated log loss on the known labels "
                     f"({r['score']:.4f}, held-out accuracy {r['accuracy']:.3f})")
+        elif len(rows) == 1 and self.unsupervised != "criterion":
+            what = (f"the unsupervised policy {self.unsupervised!r} (no or too few known "
+                    "labels; chosen by leave-one-dataset-out, see docs/auto.md); its held-out "
+                    f"source likelihood is {r['score']:.4f} per held-out outcome")
         else:
             what = (f"highest held-out source likelihood ({r['score']:.4f} per held-out "
                     f"outcome, {self.n_groups} groups of sources held out in turn)")
@@ -525,7 +561,8 @@ class AutoAggregator(BaseAggregator):
                     v, w = source_log_likelihoods(q_t, lm, hidden, with_abstain, half)
                     return -float(np.average(v, weights=w))
 
-                t = float(np.exp(minimize_scalar(neg, bounds=_LOG_T_BOUNDS, method="bounded",
+                t = float(np.exp(minimize_scalar(neg, bounds=_LOG_T_BOUNDS_UNSUP,
+                                                 method="bounded",
                                                  options={"xatol": 0.01}).x))
             v, w = source_log_likelihoods(_temper(log_q, t), lm, hidden, with_abstain, half)
             keep = w > 0

@@ -30,10 +30,14 @@ __all__ = [
     "EMResult",
     "Params",
     "build_design",
+    "column_counts",
     "initial_posterior",
     "log_parameter_table",
     "log_prior_density",
     "m_step",
+    "one_hot",
+    "params_from_vector",
+    "params_to_vector",
     "resolve_abstain",
     "vote_counts",
 ]
@@ -73,22 +77,92 @@ class Design:
     separate_presence: bool  # "model" with repeated votes: X = [V | P] (P = voted-or-not)
 
 
-def build_design(lm: LabelMatrix, abstain: str, separate: bool | None = None) -> Design:
-    """The design matrix of ``lm``: ``V`` (its one-hot vote counts), or ``[V | P]`` with the
-    presence columns ``P[i, j] = 1`` if source ``j`` voted on item ``i``.
+_CHUNK = 1 << 20  # votes per chunk when building the design (bounded int64 temporaries)
+
+
+def index_dtype(n_votes: int, n_cols: int) -> type:
+    """``int32`` for the design's indices and row pointers where they fit, else ``int64``."""
+    return np.int32 if max(n_votes, n_cols) < 2**31 - 1 else np.int64
+
+
+def one_hot(lm: LabelMatrix, dtype: Any = np.float64) -> sp.csr_matrix:
+    """The one-hot vote-count matrix ``V`` (``n x m k``) of ``lm`` in one vectorised pass:
+    ``int32`` indices and row pointers where they fit, values of ``dtype``, built chunk by
+    chunk (no ``int64`` temporaries of the size of the votes).
+
+    Cached on ``lm`` (one entry per dtype), so that every fit and prediction that is handed
+    the same :class:`~wsagg.labels.LabelMatrix` converts its votes once. Equal, as a
+    matrix, to :meth:`wsagg.labels.LabelMatrix.one_hot`.
+    """
+    dtype = np.dtype(dtype)
+    key = ("wsagg.dawid_skene.one_hot", dtype.str)
+    cached = lm._cache.get(key)
+    if cached is not None:
+        return cached
+    n, m, k = lm.n_items, lm.n_sources, lm.n_classes
+    nv = lm.n_votes
+    idx_t = index_dtype(nv, m * k + m)
+    item, src, lab = lm.item, lm.source, lm.label
+    indices = np.empty(nv, dtype=idx_t)
+    grouped, canonical = True, True
+    for a in range(0, nv, _CHUNK):  # the column of each vote; grouped by item? sorted?
+        b = min(a + _CHUNK, nv)
+        col = indices[a:b]
+        np.add(src[a:b] * k, lab[a:b], out=col, casting="unsafe")
+        lo = max(a - 1, 0)  # one vote of overlap with the previous chunk
+        it = item[lo:b]
+        if bool(np.any(it[1:] < it[:-1])):
+            grouped = False
+            break
+        if canonical:
+            c = indices[lo:b]
+            canonical = bool(np.all((c[1:] > c[:-1]) | (it[1:] != it[:-1])))
+    if not grouped:  # votes in no particular order: scipy's COO -> CSR (sums repeats)
+        del indices
+        V = sp.csr_matrix(
+            (np.ones(nv, dtype=dtype), (item, src * k + lab)), shape=(n, m * k), dtype=dtype
+        )
+        V.sum_duplicates()
+    else:
+        indptr = np.zeros(n + 1, dtype=idx_t)
+        np.cumsum(np.bincount(item, minlength=n), out=indptr[1:])
+        V = sp.csr_matrix((np.ones(nv, dtype=dtype), indices, indptr), shape=(n, m * k),
+                          copy=False)
+        if canonical:
+            V.has_canonical_format = True
+        else:
+            V.sum_duplicates()
+    lm._cache[key] = V
+    return V
+
+
+def column_counts(V: sp.csr_matrix, m: int, k: int) -> np.ndarray:
+    """``(m, k)`` number of votes of each source for each class, from ``V``'s column sums
+    (one pass over ``V``'s indices; equal to :func:`vote_counts`)."""
+    c = np.bincount(V.indices, weights=V.data, minlength=m * k)[: m * k]
+    return np.rint(c).astype(np.int64).reshape(m, k)
+
+
+def build_design(
+    lm: LabelMatrix, abstain: str, separate: bool | None = None, dtype: Any = np.float64
+) -> Design:
+    """The design matrix of ``lm``: ``V`` (its one-hot vote counts, :func:`one_hot`), or
+    ``[V | P]`` with the presence columns ``P[i, j] = 1`` if source ``j`` voted on item
+    ``i``.
 
     ``separate=None``: ``[V | P]`` only under ``abstain="model"`` with repeated votes (else
     ``V`` already tells presence). A bool forces the form whatever ``abstain`` is: the
     partitioned engines (:mod:`wsagg.distributed`) decide it once for every partition.
     """
     m, k = lm.n_sources, lm.n_classes
-    V = lm.one_hot()
+    V = one_hot(lm, dtype)
     if separate is None:
         separate = abstain == "model" and V.nnz > 0 and _repeated(V, k)
     if not separate:
         return Design(V, m, k, False)
     V.sort_indices()
-    P = sp.csr_matrix((np.ones(V.nnz), V.indices // k, V.indptr.copy()), shape=(lm.n_items, m))
+    P = sp.csr_matrix((np.ones(V.nnz, dtype=V.dtype), V.indices // k, V.indptr.copy()),
+                      shape=(lm.n_items, m))
     P.sum_duplicates()
     P.data[:] = 1.0  # presence: voted at least once
     return Design(sp.hstack([V, P], format="csr"), m, k, True)
@@ -185,6 +259,63 @@ def log_prior_density(p: Params, hp: dict[str, Any]) -> float:
     return out
 
 
+def _log_normalise(x: np.ndarray) -> np.ndarray:
+    """``x - logsumexp(x)`` along the last axis."""
+    mx = x.max(axis=-1, keepdims=True)
+    return x - (mx + np.log(np.exp(x - mx).sum(axis=-1, keepdims=True)))
+
+
+def _log_sigmoid(x: np.ndarray) -> np.ndarray:
+    return -np.logaddexp(0.0, -x)
+
+
+def params_to_vector(p: Params, hp: dict[str, Any]) -> np.ndarray:
+    """The free parameters as one unconstrained vector (for the SQUAREM extrapolation):
+    the log confusion rows (``"full"``) or the logits of the accuracies (``"one-coin"``),
+    the log class prior (unless fixed), and the logits of the voting rates (``"model"``).
+    :func:`params_from_vector` maps any finite vector back to valid parameters."""
+    parts = []
+    if hp["model"] == "one-coin":
+        acc = np.exp(p.log_conf[:, 0, 0])
+        parts.append(np.log(acc) - np.log1p(-np.minimum(acc, 1.0 - 1e-16)))
+    else:
+        parts.append(p.log_conf.ravel())
+    if hp["class_prior"] is None:
+        parts.append(p.log_prior)
+    if p.log_vote is not None:
+        assert p.log_abst is not None
+        parts.append((p.log_vote - p.log_abst).ravel())
+    return np.concatenate(parts)
+
+
+def params_from_vector(x: np.ndarray, like: Params, hp: dict[str, Any]) -> Params:
+    """Inverse of :func:`params_to_vector` (``like`` gives the shapes and the fixed
+    parameters): rows renormalised, logits through the log-sigmoid."""
+    m, k = like.log_conf.shape[:2]
+    pos = 0
+    if hp["model"] == "one-coin":
+        z = x[:m]
+        pos = m
+        la = _log_sigmoid(z)  # log acc
+        lw = _log_sigmoid(-z) - np.log(k - 1)  # log((1 - acc) / (k - 1))
+        eye = np.eye(k, dtype=bool)
+        log_conf = np.where(eye, la[:, None, None], lw[:, None, None])
+    else:
+        log_conf = _log_normalise(x[: m * k * k].reshape(m, k, k))
+        pos = m * k * k
+    if hp["class_prior"] is None:
+        log_prior = _log_normalise(x[pos : pos + k])
+        pos += k
+    else:
+        log_prior = like.log_prior.copy()
+    out = Params(log_conf=log_conf, log_prior=log_prior)
+    if like.log_vote is not None:
+        z = x[pos : pos + m * k].reshape(m, k)
+        out.log_vote = _log_sigmoid(z)
+        out.log_abst = _log_sigmoid(-z)
+    return out
+
+
 def initial_posterior(
     lm: LabelMatrix, known: np.ndarray | None, design: Design | None = None
 ) -> np.ndarray:
@@ -194,9 +325,9 @@ def initial_posterior(
     vote column ``j k + l`` to class ``l``), the cheapest pass over the votes."""
     k = lm.n_classes
     if design is not None:
-        B = np.zeros((design.X.shape[1], k))
+        B = np.zeros((design.X.shape[1], k), dtype=design.X.dtype)
         B[: design.m * k] = np.tile(np.eye(k), (design.m, 1))
-        q = np.asarray(design.X @ B)
+        q = np.asarray(design.X @ B, dtype=np.float64)  # vote counts: exact in float32 too
         tot = row_reduce(q, np.add)
         covered = tot > 0
         np.divide(q, tot[:, None], out=q, where=covered[:, None])

@@ -75,17 +75,25 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from wsagg._validation import warn
 from wsagg.aggregation.dawid_skene.backends import make_backend
-from wsagg.aggregation.dawid_skene.backends.numpy import col_sum
+from wsagg.aggregation.dawid_skene.backends.numpy import (
+    col_sum,
+    effective_n_jobs,
+    resolve_dtype,
+)
 from wsagg.aggregation.dawid_skene.em import (
     Design,
     EMResult,
+    Params,
     build_design,
+    column_counts,
     initial_posterior,
     log_parameter_table,
     log_prior_density,
     m_step,
+    one_hot,
+    params_from_vector,
+    params_to_vector,
     resolve_abstain,
-    vote_counts,
 )
 from wsagg.base import BaseAggregator
 from wsagg.exceptions import PriorCollapseWarning
@@ -143,7 +151,7 @@ def _select_diagonal(
     rs = est.random_state
     seed = 0 if rs is None else int(check_random_state(rs).randint(2**31 - 1))
     fold = _cv_folds(known, _CV_FOLDS, seed)
-    covered = np.bincount(lm.item, minlength=lm.n_items) > 0
+    covered = np.diff(design.X.indptr) > 0
     grid = _diagonal_grid(lm)
     correct = np.zeros(grid.size)
     loglik = np.zeros(grid.size)
@@ -154,16 +162,21 @@ def _select_diagonal(
             continue
         n_scored += held.size
         known_f = np.where(fold == f, -1, known)
-        backend = make_backend(est.device, design.X, known_f)
+        backend = est._backend(design.X, known_f)
         q0 = initial_posterior(lm, known_f, design)
-        for g, dg in enumerate(grid):
-            hp_g = {**hp, "diagonal_smoothing": float(dg)}
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                proba = est._em_in_memory(backend, design, q0, hp_g)[1][held]
-            y_held = known[held]
-            correct[g] += np.count_nonzero(proba.argmax(axis=1) == y_held)
-            loglik[g] += np.log(np.maximum(proba[np.arange(held.size), y_held], _FLOOR)).sum()
+        try:
+            for g, dg in enumerate(grid):
+                hp_g = {**hp, "diagonal_smoothing": float(dg)}
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    proba = est._em_in_memory(backend, design, q0, hp_g)[1][held]
+                y_held = known[held]
+                correct[g] += np.count_nonzero(proba.argmax(axis=1) == y_held)
+                loglik[g] += np.log(
+                    np.maximum(proba[np.arange(held.size), y_held], _FLOOR)
+                ).sum()
+        finally:
+            backend.close()
     if n_scored == 0:
         return None
     # best accuracy; among equal accuracies the best log-likelihood
@@ -185,6 +198,8 @@ def _select_diagonal(
 _ABSTAIN = ("auto", "ignore", "model")
 _MODELS = ("full", "one-coin")
 _INITS = ("majority",)
+_ACCELERATORS = ("squarem",)
+_SQUAREM_STEP_GROWTH = 4.0  # the largest step length grows (shrinks) by this factor
 
 
 class DawidSkene(BaseAggregator):
@@ -241,9 +256,29 @@ class DawidSkene(BaseAggregator):
         the parameters of the initial M-step.
     tol : float, default=1e-7
         Stop when the objective changes by less than ``tol`` per item.
+    accelerator : {None, "squarem"}, default=None
+        ``None``: plain EM. ``"squarem"``: SQUAREM (Varadhan & Roland 2008, scheme S3):
+        two EM steps from the current parameters, an extrapolation along them (in the
+        unconstrained log / logit parameters), kept only if the MAP objective does not
+        decrease, else the plain second EM step is taken instead. The objective stays
+        monotone and the fit reaches the same fixed point in fewer passes over the votes
+        when EM converges slowly. ``n_iter_`` then counts the kept E-steps (a rejected
+        extrapolation costs one more E-step, not counted); convergence is tested on the
+        plain EM steps, as without the accelerator.
     device : str, default="numpy"
         ``"numpy"`` (scipy.sparse), or a torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``)
         to run the same algorithm in torch. Results agree with numpy to rounding error.
+    dtype : {np.float64, np.float32}, default=np.float64
+        Floating type of the design matrix, the E-step and the posteriors during the fit
+        (the sums over items are accumulated in float64 either way; the returned
+        probabilities and fitted parameters are float64). ``np.float32`` halves the memory
+        of the votes' values and posteriors; posteriors agree with float64 to about
+        ``1e-5``.
+    n_jobs : int or None, default=None
+        Threads for the sparse products and the E-step (row blocks; the result does not
+        depend on it). ``None``: what the thread-pool settings allow (the BLAS / OpenMP
+        thread limits, e.g. ``OMP_NUM_THREADS`` or ``threadpoolctl.threadpool_limits``);
+        ``-1``: every CPU. With a torch device: torch's intra-op threads during the fit.
     tie_break : {"first", "random"}, default="first"
         Tie policy of :meth:`predict`.
     random_state : int, RandomState or None
@@ -316,7 +351,10 @@ class DawidSkene(BaseAggregator):
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
+        "accelerator": [StrOptions(set(_ACCELERATORS)), None],
         "device": [str, object],
+        "dtype": "no_validation",  # checked by resolve_dtype (a numpy dtype or its name)
+        "n_jobs": [Integral, None],
         "tie_break": [StrOptions({"first", "random"})],
         "random_state": ["random_state"],
         "verbose": [Interval(Integral, 0, None, closed="left"), "boolean"],
@@ -336,7 +374,10 @@ class DawidSkene(BaseAggregator):
         n_init: int = 1,
         max_iter: int = 1000,
         tol: float = 1e-7,
+        accelerator: str | None = None,
         device: str = "numpy",
+        dtype: Any = np.float64,
+        n_jobs: int | None = None,
         tie_break: str = "first",
         random_state: Any = None,
         verbose: int = 0,
@@ -352,7 +393,10 @@ class DawidSkene(BaseAggregator):
         self.n_init = n_init
         self.max_iter = max_iter
         self.tol = tol
+        self.accelerator = accelerator
         self.device = device
+        self.dtype = dtype
+        self.n_jobs = n_jobs
         self.tie_break = tie_break
         self.random_state = random_state
         self.verbose = verbose
@@ -412,45 +456,63 @@ class DawidSkene(BaseAggregator):
 
         return predict_proba(self, L)
 
+    def _backend(self, X: Any, known: np.ndarray | None = None) -> Any:
+        """The backend of ``device`` on the design ``X``, with this fit's dtype and
+        threads (:meth:`_fit_core` resolves them once per fit)."""
+        return make_backend(self.device, X, known, dtype=self._dtype, n_jobs=self._n_jobs)
+
     def _fit_core(self, lm: LabelMatrix, y: np.ndarray | None) -> np.ndarray:
-        """Fit, and return the (unclamped) posteriors of the training items."""
+        """Fit, and return the (unclamped) posteriors of the training items.
+
+        The design matrix is built once (:func:`.em.one_hot`, cached on ``lm``): the
+        vote counts, the initial posterior, every EM run and the returned posteriors all
+        read it."""
         hp = self._hyper(lm.n_classes)
+        self._dtype = resolve_dtype(self.dtype)
+        self._n_jobs = effective_n_jobs(self.n_jobs)
         known = None if y is None or not (y >= 0).any() else y
-        self._start_fit(hp, vote_counts(lm), lm.n_items, lm.source_names)
-        design = build_design(lm, self.abstain_)
+        V = one_hot(lm, self._dtype)
+        self._start_fit(
+            hp, column_counts(V, lm.n_sources, lm.n_classes), lm.n_items, lm.source_names
+        )
+        design = build_design(lm, self.abstain_, dtype=self._dtype)
         if hp["auto_diagonal"] and known is not None:
             cv = _select_diagonal(self, lm, design, known, hp)
             if cv is not None:
                 hp["diagonal_smoothing"] = cv["chosen"]
                 self.cv_results_ = cv
         self.diagonal_smoothing_ = hp["diagonal_smoothing"]
-        backend = make_backend(self.device, design.X, known)
+        backend = self._backend(design.X, known)
         q0 = initial_posterior(lm, known, design)
         rng = check_random_state(self.random_state)
         best = None
-        for run in range(self.n_init):
-            q_start = q0
-            if run > 0:
-                noise = rng.dirichlet(np.ones(lm.n_classes), size=lm.n_items)
-                q_start = 0.5 * q0 + 0.5 * noise
-                if known is not None:
-                    idx = np.flatnonzero(known >= 0)
-                    q_start[idx] = q0[idx]
-            result, proba = self._em_in_memory(backend, design, q_start, hp)
-            if self.verbose:
-                print(
-                    f"[DawidSkene] run {run}: objective {result.objective:.6f} after "
-                    f"{result.n_iter} iterations, converged={result.converged}"
-                )
-            if best is None or result.objective > best[0].objective:
-                best = result, proba
+        try:
+            for run in range(self.n_init):
+                q_start = q0
+                if run > 0:
+                    noise = rng.dirichlet(np.ones(lm.n_classes), size=lm.n_items)
+                    q_start = 0.5 * q0 + 0.5 * noise
+                    if known is not None:
+                        idx = np.flatnonzero(known >= 0)
+                        q_start[idx] = q0[idx]
+                result, proba = self._em_in_memory(backend, design, q_start, hp)
+                if self.verbose:
+                    print(
+                        f"[DawidSkene] run {run}: objective {result.objective:.6f} after "
+                        f"{result.n_iter} iterations, converged={result.converged}"
+                    )
+                if best is None or result.objective > best[0].objective:
+                    best = result, proba
+        finally:
+            backend.close()
+        del backend
         assert best is not None
         result, proba = best
         self._set_fitted(result, n_items=lm.n_items)
         if hp["class_prior"] is None:
             # class shares over the covered items: of the soft majority vote q0 and of the
             # posterior (uncovered items are uniform in q0 and follow the prior in proba)
-            covered = np.bincount(lm.item, minlength=lm.n_items) > 0
+            covered = np.diff(design.X.indptr) > 0
             n_cov = max(int(np.count_nonzero(covered)), 1)
             n_unc = lm.n_items - int(np.count_nonzero(covered))
             label_share = None
@@ -505,6 +567,81 @@ class DawidSkene(BaseAggregator):
         )
         return result, backend.last_posterior()
 
+    def _squarem(
+        self,
+        evaluate: Callable[[Params], tuple[float, np.ndarray, np.ndarray]],
+        start: tuple[Params, float, np.ndarray, np.ndarray],
+        design: Design,
+        hp: dict[str, Any],
+        threshold: float,
+        name: str,
+    ) -> EMResult:
+        """SQUAREM (Varadhan & Roland 2008, S3 step length, monotone). Each cycle from
+        ``p0`` (whose E-step is known): the plain EM step ``p1 = F(p0)`` (evaluated: its
+        objective is recorded and is the convergence test), ``p2 = F(p1)`` (not evaluated),
+        and in the unconstrained parameters ``x`` (:func:`.em.params_to_vector`) with
+        ``r = x1 - x0``, ``v = x2 - 2 x1 + x0`` and ``a = clip(|r| / |v|, 1, a_max)`` the
+        extrapolation ``x0 + 2 a r + a^2 v`` (``a = 1`` gives ``p2``). The extrapolated
+        point is evaluated and kept when its objective is at least that of ``p1``; else the
+        plain step ``p2`` is evaluated and kept instead. ``a_max`` starts at 1 and grows
+        by 4 each time the step length hits it, shrinking by 4 after a rejection."""
+        p0, obj0, s0, qs0 = start
+        history = [obj0]
+        step_max = 1.0
+        converged = False
+        n_iter = 0
+        while n_iter < self.max_iter:
+            p1 = m_step(s0, qs0, design, hp)
+            obj1, s1, qs1 = evaluate(p1)
+            n_iter += 1
+            history.append(obj1)
+            last = p1
+            if self.verbose >= 2:
+                print(f"[{name}]   iter {n_iter}: objective {obj1:.8f} (EM step)")
+            if abs(obj1 - obj0) <= threshold:
+                converged = True
+                break
+            if n_iter >= self.max_iter:
+                break
+            p2 = m_step(s1, qs1, design, hp)
+            x0, x1 = params_to_vector(p0, hp), params_to_vector(p1, hp)
+            r = x1 - x0
+            v = params_to_vector(p2, hp) - x1 - r
+            nv = float(np.linalg.norm(v))
+            alpha = float(np.linalg.norm(r)) / nv if nv > 0 else 1.0
+            alpha = min(max(alpha, 1.0), step_max) if np.isfinite(alpha) else 1.0
+            at_max = alpha >= step_max  # (then the next cycle may take longer steps)
+            plain = alpha == 1.0
+            cand = p2
+            if not plain:
+                x = x0 + 2.0 * alpha * r + alpha**2 * v
+                cand = params_from_vector(x, p0, hp) if np.all(np.isfinite(x)) else None
+            obj2 = -np.inf
+            if cand is not None:
+                obj2, s2, qs2 = evaluate(cand)
+            if plain or (np.isfinite(obj2) and obj2 >= obj1):
+                if at_max:
+                    step_max *= _SQUAREM_STEP_GROWTH
+                how = "EM step" if plain else f"extrapolated, step {alpha:.3g}"
+            else:  # the extrapolation would decrease the objective: the plain EM step
+                step_max = max(1.0, step_max / _SQUAREM_STEP_GROWTH)
+                cand = p2
+                obj2, s2, qs2 = evaluate(cand)
+                plain = True
+                how = "EM step (extrapolation rejected)"
+            n_iter += 1
+            history.append(obj2)
+            last = cand
+            if self.verbose >= 2:
+                print(f"[{name}]   iter {n_iter}: objective {obj2:.8f} ({how})")
+            if plain and abs(obj2 - obj1) <= threshold:
+                converged = True
+                break
+            p0, obj0, s0, qs0 = cand, obj2, s2, qs2
+        else:
+            last = p0
+        return EMResult(last, np.asarray(history), n_iter, converged)
+
     def _run_em(
         self,
         e_step: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray, np.ndarray]],
@@ -524,8 +661,16 @@ class DawidSkene(BaseAggregator):
         params = m_step(stats0, qsum0, design, hp)
         loglik, stats, q_sum = e_step(*log_parameter_table(params, design))
         obj = loglik + log_prior_density(params, hp)
-        history = [obj]
         threshold = self.tol * n_items
+        if self.accelerator == "squarem":
+
+            def evaluate(p: Params) -> tuple[float, np.ndarray, np.ndarray]:
+                ll, st, qs = e_step(*log_parameter_table(p, design))
+                return ll + log_prior_density(p, hp), st, qs
+
+            return self._squarem(evaluate, (params, obj, stats, q_sum), design, hp,
+                                 threshold, name)
+        history = [obj]
         converged = False
         n_iter = 0
         for n_iter in range(1, self.max_iter + 1):
@@ -614,6 +759,18 @@ class DawidSkene(BaseAggregator):
 
     # -- prediction ----------------------------------------------------------------------
     def _predict_proba(self, lm: LabelMatrix) -> np.ndarray:
-        design = build_design(lm, self.abstain_)
+        """Posteriors of ``lm``'s items, block by block (memory: the ``(n, k)`` result and
+        one block's temporaries); the design is :func:`.em.one_hot`'s, cached on ``lm``
+        (so ``fit(lm)`` then ``predict_proba(lm)`` on one LabelMatrix converts once)."""
+        dtype = resolve_dtype(self.dtype)
+        design = build_design(lm, self.abstain_, dtype=dtype)
         table, offset = log_parameter_table(self._params, design)
-        return make_backend(self.device, design.X).posterior(table, offset)
+        # (n_jobs=None was resolved at fit: threadpoolctl's inspection costs milliseconds,
+        # and the base class predicts a large matrix in many blocks)
+        n_jobs = getattr(self, "_n_jobs", 1) if self.n_jobs is None else self.n_jobs
+        backend = make_backend(self.device, design.X, dtype=dtype,
+                               n_jobs=effective_n_jobs(n_jobs))
+        try:
+            return backend.posterior(table, offset)
+        finally:
+            backend.close()

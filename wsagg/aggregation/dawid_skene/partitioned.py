@@ -48,6 +48,7 @@ class _PartDesign:
     X: sp.csr_matrix
     known: np.ndarray | None
     n: int
+    backend: NumpyBackend | None = None  # built at the first E-step, kept with the part
 
 
 def _init_task(chunk: Chunk) -> dict:
@@ -86,7 +87,9 @@ def _estep_task(
     d = _design_task(part, meta, separate)
     if d.n == 0:
         return 0.0, np.zeros((d.X.shape[1], table.shape[1])), np.zeros(table.shape[1])
-    return NumpyBackend(d.X, d.known).e_step(table, offset)
+    backend = d.backend if d.backend is not None else NumpyBackend(d.X, d.known)
+    d.backend = backend  # (a streamed partition is rebuilt each pass; a kept one reuses it)
+    return backend.e_step(table, offset)
 
 def _fit_em(est: Any, parts: Any, runner: Runner) -> Any:
     """``DawidSkene._fit_core`` with the sums over items done by the partitions: the checks,
