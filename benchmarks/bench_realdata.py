@@ -215,16 +215,29 @@ def lodo_table(rows: list[dict], lodo: dict) -> list[dict]:
         table["criterion (argmax)"] = pd.Series(
             {d: e["acc"].get(max(e["crit"], key=lambda c: e["crit"][c]), np.nan)
              for d, e in lodo.items()})
-        if {"mace", "dawid-skene"} <= set(acc):
-            table["by source type (mace LF / ds crowd)"] = pd.Series(
-                {d: acc.loc[d, "mace"] if e["lf_like"] else acc.loc[d, "dawid-skene"]
-                 for d, e in lodo.items()})
+    lf_like = pd.Series({d: e["lf_like"] for d, e in lodo.items()})
+    fixed = [m for m in acc.columns if m not in ("auto",) and not m.startswith(("crowdkit",
+                                                                                "snorkel"))]
     out = []
     for d in table.index:
+        # the by-source-type rule, learned without d: the best fixed method on the other
+        # sets of each type (labeling functions / crowd), applied to d by its type
+        row = {"dataset": d}
+        if d in lf_like.index:
+            rest = acc.drop(index=d)[fixed]
+            same = lf_like.drop(index=d).reindex(rest.index).fillna(False).astype(bool)
+            lf_m = rest[same].mean().idxmax() if same.any() else None
+            cr_m = rest[~same].mean().idxmax() if (~same).any() else None
+            pick = lf_m if lf_like[d] else cr_m
+            table.loc[d, "by source type (learned)"] = acc.loc[d, pick]
+            row["type rule without it"] = f"LF: {lf_m}, crowd: {cr_m}"
+        out.append(row)
+    # the policy choice for each held-out set, from the other sets' mean accuracy
+    for row in out:
+        d = row["dataset"]
         others = table.drop(index=d).mean()
         choice = others.idxmax()
-        out.append({"dataset": d, "policy chosen without it": choice,
-                    "its accuracy": table.loc[d, choice],
+        row.update({"policy chosen without it": choice, "its accuracy": table.loc[d, choice],
                     "rank corr (criterion vs acc)": lodo.get(d, {}).get("rho", np.nan)})
     return out
 

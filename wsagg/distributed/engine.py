@@ -32,6 +32,7 @@ calls the fitted estimator's own ``predict_proba``.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -144,9 +145,10 @@ class Runner:
     def _compute(self, tasks: list) -> list:
         import dask
 
+        client = self.client if self.client is not None else _default_client()
         try:
-            if self.client is not None:
-                return self.client.gather(self.client.compute(tasks))
+            if client is not None:
+                return _gather_watched(client, client.compute(tasks))
             return list(dask.compute(*tasks))
         except PartitionError:
             raise
@@ -272,6 +274,54 @@ class Runner:
             int(m if m is not None and m >= 0 else len(names)), int(k), np.asarray(names),
             np.asarray(classes),
         )
+
+
+#: seconds a fit waits for a cluster that has no worker left before it gives up
+NO_WORKER_TIMEOUT = 30.0
+
+
+def _default_client() -> Any:
+    """The active ``distributed.Client`` (dask's default scheduler), if there is one."""
+    import sys
+
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import default_client
+
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+def _gather_watched(client: Any, futures: list) -> list:
+    """``client.gather(futures)``, but a cluster left without workers (a
+    ``client.restart()`` without nannies, every worker killed) is an error after
+    :data:`NO_WORKER_TIMEOUT` seconds instead of a hang."""
+    from distributed import wait
+
+    alone_since = None
+    while True:
+        try:
+            wait(futures, timeout=1.0)
+            break
+        except TimeoutError:
+            pass
+        if any(f.status in ("error", "cancelled") for f in futures):
+            break  # gather raises it
+        if client.scheduler_info().get("workers"):
+            alone_since = None
+            continue
+        now = time.monotonic()
+        alone_since = now if alone_since is None else alone_since
+        if now - alone_since > NO_WORKER_TIMEOUT:
+            client.cancel(futures)
+            raise PartitionError(
+                f"the Dask cluster has had no worker for {NO_WORKER_TIMEOUT:.0f} s during "
+                "this fit (restarted without nannies, or every worker died); nothing was "
+                "fitted: rerun the fit once workers are back."
+            )
+    return client.gather(futures)
 
 
 def _lost_tasks(err: BaseException) -> str | None:

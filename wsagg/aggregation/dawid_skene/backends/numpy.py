@@ -220,6 +220,14 @@ class NumpyBackend:
         k = table.shape[1]
         if k == 2:
             return self._e_step_two(table, offset)
+        ll_shift = 0.0
+        if self.dtype == np.float32:
+            # each table row shifted by its maximum: the log joints keep only the
+            # differences between classes (small numbers, which float32 holds to ~1e-7),
+            # the shift of every row (the same for every class) goes to the log-likelihood
+            shift = table.max(axis=1)
+            table = table - shift[:, None]
+            ll_shift = float(self.colsum() @ shift)
         T = np.ascontiguousarray(table, dtype=self.dtype)
         b = np.asarray(offset, dtype=self.dtype)
 
@@ -234,7 +242,7 @@ class NumpyBackend:
 
         parts = self._map(run)
         self._q = [(p[3], p[4]) for p in parts]
-        ll = float(sum(p[0] for p in parts))
+        ll = float(sum(p[0] for p in parts)) + ll_shift
         stats = np.zeros((self.X.shape[1], k))
         q_sum = np.zeros(k)
         for p in parts:
@@ -330,6 +338,8 @@ class NumpyBackend:
                 out[blk.a : blk.b, 0] = q0
                 out[blk.a : blk.b, 1] = q1
         else:
+            if self.dtype == np.float32:  # (see e_step)
+                table = table - table.max(axis=1)[:, None]
             T = np.ascontiguousarray(table, dtype=self.dtype)
             b = np.asarray(offset, dtype=self.dtype)
 
