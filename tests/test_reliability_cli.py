@@ -32,7 +32,11 @@ def _sha(path: Path) -> str:
 
 
 def _one_line_error(capsys, args, code=2):
-    assert main(args) == code
+    try:
+        rc = main(args)
+    except BaseException as err:  # KeyboardInterrupt / SystemExit must not escape main
+        pytest.fail(f"main raised {type(err).__name__}: {err}")
+    assert rc == code
     err = capsys.readouterr().err.strip()
     assert err.startswith("wsagg:") and "\n" not in err and "Traceback" not in err, err
     return err
