@@ -115,6 +115,16 @@ _SPECS = [
         "(Hovy et al. 2013)",
     ),
     AggregatorSpec(
+        "matrix-completion", "wsagg.aggregation.matrix_completion:MatrixCompletion",
+        "Snorkel's label model: source accuracies by matrix completion of the overlap "
+        "matrix (Ratner et al. 2019)",
+    ),
+    AggregatorSpec(
+        "triplet", "wsagg.aggregation.triplet:Triplet",
+        "closed-form triplet estimates of source accuracies (FlyingSquid, Fu et al. 2020); "
+        "one-vs-rest for k > 2",
+    ),
+    AggregatorSpec(
         "wawa", "wsagg.aggregation.wawa:Wawa",
         "worker agreement with aggregate: votes weighted by each worker's agreement with "
         "the majority vote (crowd-kit's Wawa)",

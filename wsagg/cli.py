@@ -4,7 +4,8 @@ Inputs (by file extension):
 
 * ``.csv`` / ``.tsv`` / ``.parquet``: long format, one vote per row, with columns
   ``item, source, label`` (crowd-kit's ``task, worker, label`` also accepted; other names via
-  ``--item-col/--source-col/--label-col``). A row with an empty label is an abstain. With
+  ``--item-col/--source-col/--label-col``). A row whose label is ``-1`` or empty is an
+  abstain (its item is kept); another negative or a fractional label is an error. With
   ``--wide``, a table whose rows are items and whose columns are sources (class ids, ``-1`` =
   abstain), the item ids in ``--item-col`` if given.
 * ``.npz``: a scipy sparse matrix saved with ``scipy.sparse.save_npz`` (stored value =

@@ -596,3 +596,249 @@ def test_prior_collapse_is_silent_when_the_prior_matches_the_shares():
         warnings.simplefilter("error", PriorCollapseWarning)
         est._check_prior_collapse(np.array([0.18, 0.46, 0.36]), None,
                                   np.array([0.22, 0.43, 0.35]))
+
+
+# -- issue 14: close to the hardware (design, row blocks, threads, float32, SQUAREM) -----
+
+
+def _lm_variants():
+    """Dense, sparse and unsorted long-format label matrices, one with repeated votes."""
+    d = make_dawid_skene(700, 6, 3, coverage=0.5, random_state=3)
+    dense = d.L.to_dense()
+    long = d.L.to_long().sample(frac=1.0, random_state=0)  # votes in no particular order
+    return [
+        as_label_matrix(dense),
+        as_label_matrix(sp.csr_matrix(dense + 1)),
+        as_label_matrix(long, n_classes=3),
+        _has_repeats_lm(),
+    ]
+
+
+def test_fast_design_equals_label_matrix_one_hot_and_is_cached():
+    from wsagg.aggregation.dawid_skene.em import column_counts, one_hot, vote_counts
+
+    for lm in _lm_variants():
+        V = one_hot(lm)
+        ref = lm.one_hot()
+        assert V.shape == ref.shape and (V != ref).nnz == 0
+        assert V.indices.dtype == np.int32 and V.indptr.dtype == np.int32
+        assert one_hot(lm) is V  # converted once per LabelMatrix
+        np.testing.assert_array_equal(column_counts(V, lm.n_sources, lm.n_classes),
+                                      vote_counts(lm))
+        V32 = one_hot(lm, np.float32)
+        assert V32.dtype == np.float32 and (V32 != ref).nnz == 0
+
+
+def test_fit_and_predict_on_one_label_matrix_share_the_design(monkeypatch):
+    from wsagg.aggregation.dawid_skene import em
+    from wsagg.aggregation.dawid_skene import estimator as est_mod
+
+    lm = as_label_matrix(make_dawid_skene(500, 5, 2, random_state=0).L.to_dense())
+    ds = DawidSkene().fit(lm)
+    V = em.one_hot(lm)  # built by the fit, cached on lm
+    seen = []
+    real = est_mod.build_design
+    monkeypatch.setattr(est_mod, "build_design",
+                        lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
+    p = ds.predict_proba(lm)
+    assert seen and seen[0].X is V  # no second conversion
+    np.testing.assert_allclose(p, DawidSkene().fit_predict_proba(lm), atol=1e-12)
+
+
+def test_block_views_share_the_votes():
+    """Row blocks and their transposes are views of the design (scipy's constructors would
+    copy them: that doubled the memory of the votes)."""
+    from wsagg.aggregation.dawid_skene.backends.numpy import NumpyBackend
+
+    X = sp.random(30_000, 40, density=0.25, format="csr", random_state=0)
+    b = NumpyBackend(X)
+    assert len(b.blocks) > 1
+    for blk in b.blocks:
+        for M in (blk.X, blk.XT):
+            assert np.shares_memory(M.data, X.data) and np.shares_memory(M.indices, X.indices)
+
+
+def _brute_e_step(X, T, b, known):
+    S = X @ T + b
+    mx = S.max(axis=1, keepdims=True)
+    lse = (mx + np.log(np.exp(S - mx).sum(axis=1, keepdims=True)))[:, 0]
+    q = np.exp(S - lse[:, None])
+    idx = np.flatnonzero(known >= 0)
+    row_ll = lse.copy()
+    row_ll[idx] = S[idx, known[idx]]
+    q[idx] = 0.0
+    q[idx, known[idx]] = 1.0
+    return row_ll.sum(), X.T @ q, q.sum(axis=0)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_blocked_e_step_matches_brute_force(monkeypatch, k):
+    """The k = 2 log-odds path (and the general path) on many row blocks and two threads,
+    with clamped items, against the textbook E-step."""
+    from wsagg.aggregation.dawid_skene.backends import numpy as nb
+
+    monkeypatch.setattr(nb, "_BLOCK_VOTES", 500)
+    monkeypatch.setattr(nb, "_MIN_BLOCK_ROWS", 64)
+    d = make_dawid_skene(3_000, 8, k, coverage=0.5, random_state=1)
+    X = d.L.one_hot()
+    rng = np.random.default_rng(0)
+    T = rng.normal(scale=3.0, size=(X.shape[1], k))
+    T[:3] *= 200.0  # huge log-odds on some rows: no overflow
+    b = rng.normal(size=k)
+    known = np.where(rng.random(3_000) < 0.2, d.y, -1)
+    ll_ref, st_ref, qs_ref = _brute_e_step(X, T, b, known)
+    for n_jobs in (1, 2):
+        be = nb.NumpyBackend(X, known, n_jobs=n_jobs)
+        assert len(be.blocks) > 5
+        ll, st, qs = be.e_step(T, b)
+        be.close()
+        np.testing.assert_allclose(ll, ll_ref, rtol=1e-12)
+        np.testing.assert_allclose(st, st_ref, rtol=1e-10, atol=1e-9)
+        np.testing.assert_allclose(qs, qs_ref, rtol=1e-12)
+        free = be.last_posterior()
+        S = X @ T + b
+        ref = np.exp(S - S.max(axis=1, keepdims=True))
+        ref /= ref.sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(free, ref, rtol=1e-10, atol=1e-300)
+        np.testing.assert_allclose(be.posterior(T, b), ref, rtol=1e-10, atol=1e-300)
+
+
+def test_results_do_not_depend_on_n_jobs(monkeypatch):
+    from wsagg.aggregation.dawid_skene.backends import numpy as nb
+
+    monkeypatch.setattr(nb, "_BLOCK_VOTES", 2_000)
+    monkeypatch.setattr(nb, "_MIN_BLOCK_ROWS", 100)
+    d = make_dawid_skene(4_000, 8, 3, coverage=0.5, random_state=2)
+    y = np.where(np.arange(4_000) % 9 == 0, d.y, -1)
+    fits = [DawidSkene(n_jobs=j, random_state=0).fit(d.L, y) for j in (1, 2, -1, None)]
+    for other in fits[1:]:
+        assert other.n_iter_ == fits[0].n_iter_
+        np.testing.assert_array_equal(other.confusion_, fits[0].confusion_)
+        np.testing.assert_array_equal(other.predict_proba(d.L), fits[0].predict_proba(d.L))
+
+
+def test_n_jobs_follows_the_thread_pool_limits():
+    from threadpoolctl import threadpool_limits
+
+    from wsagg.aggregation.dawid_skene.backends.numpy import _cpu_count, effective_n_jobs
+
+    with threadpool_limits(1):
+        assert effective_n_jobs(None) == 1
+    assert effective_n_jobs(-1) == _cpu_count()
+    assert effective_n_jobs(1) == 1 and effective_n_jobs(10**6) == _cpu_count()
+
+
+@pytest.mark.parametrize(
+    ("k", "abstain", "model", "semi"),
+    [(2, "ignore", "full", False), (2, "model", "full", True), (3, "ignore", "full", True),
+     (4, "model", "one-coin", False), (10, "ignore", "full", False)],
+)
+def test_float32_agrees_with_float64(k, abstain, model, semi):
+    """Same iterations in float32 and float64: posteriors within 1e-5 (measured ~1e-6)."""
+    n = 20_000 if k == 2 else 5_000
+    d = make_dawid_skene(n, 12, k, coverage=0.5, random_state=k)
+    y = np.where(np.arange(n) % 10 == 0, d.y, -1) if semi else None
+    kw = {"abstain": abstain, "model": model, "diagonal_smoothing": 0.1, "max_iter": 30,
+          "tol": 0.0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = DawidSkene(**kw).fit(d.L, y)
+        b = DawidSkene(dtype=np.float32, **kw).fit(d.L, y)
+    pa, pb = a.predict_proba(d.L), b.predict_proba(d.L)
+    assert pb.dtype == np.float64
+    assert np.abs(pa - pb).max() < 1e-5
+    np.testing.assert_allclose(b.log_likelihood_history_, a.log_likelihood_history_,
+                               rtol=1e-6)
+    np.testing.assert_allclose(b.fit_predict_proba(d.L, y), pb, atol=1e-5)
+
+
+def test_float32_converged_fit_agrees_with_float64():
+    d = make_dawid_skene(50_000, 20, 2, coverage=0.5, random_state=0)
+    a = DawidSkene().fit(d.L)
+    b = DawidSkene(dtype="float32").fit(d.L)
+    assert a.n_iter_ == b.n_iter_
+    assert np.abs(a.predict_proba(d.L) - b.predict_proba(d.L)).max() < 1e-5
+
+
+def test_bad_dtype():
+    with pytest.raises(ValueError, match="dtype must be np.float64"):
+        DawidSkene(dtype=np.int32).fit(np.array([[0, 1], [1, 1]]))
+
+
+_SQUAREM_CASES = [
+    # (n, m, k, accuracy, abstain, model, semi, class_prior)
+    (4_000, 8, 3, (0.35, 0.6), "ignore", "full", False, None),
+    (4_000, 8, 3, (0.35, 0.6), "ignore", "one-coin", False, None),
+    (3_000, 6, 2, (0.55, 0.7), "model", "full", True, None),
+    (3_000, 6, 4, (0.3, 0.5), "model", "one-coin", False, None),
+    (3_000, 6, 3, (0.35, 0.6), "ignore", "full", False, [0.5, 0.3, 0.2]),
+]
+
+
+@pytest.mark.parametrize("case", _SQUAREM_CASES)
+def test_squarem_reaches_the_plain_em_fixed_point(case):
+    """SQUAREM and plain EM, both run to a tight tolerance, end at the same fixed point;
+    SQUAREM in fewer E-steps, its objective never decreasing."""
+    n, m, k, acc, abstain, model, semi, prior = case
+    d = make_dawid_skene(n, m, k, coverage=0.5, accuracy=acc, random_state=1)
+    y = np.where(np.arange(n) % 8 == 0, d.y, -1) if semi else None
+    kw = {"abstain": abstain, "model": model, "class_prior": prior, "diagonal_smoothing": 0.1,
+          "tol": 1e-13, "max_iter": 20_000}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PriorCollapseWarning)
+        plain = DawidSkene(**kw).fit(d.L, y)
+        fast = DawidSkene(accelerator="squarem", **kw).fit(d.L, y)
+    assert fast.converged_
+    assert fast.n_iter_ < plain.n_iter_
+    h = fast.log_likelihood_history_
+    assert h.shape == (fast.n_iter_ + 1,) and fast.log_likelihood_ == h[-1]
+    assert np.all(np.diff(h) >= -1e-9 * np.abs(h[:-1]))
+    assert abs(fast.log_likelihood_ - plain.log_likelihood_) <= 1e-6 * abs(plain.log_likelihood_)
+    np.testing.assert_allclose(fast.predict_proba(d.L), plain.predict_proba(d.L), atol=1e-4)
+    np.testing.assert_allclose(fast.confusion_, plain.confusion_, atol=1e-4)
+
+
+def test_squarem_falls_back_to_plain_em_when_extrapolation_decreases(monkeypatch):
+    """Every extrapolated point made terrible (uniform confusions): each is rejected, the
+    plain EM step is taken instead, and the run is exactly plain EM."""
+    from wsagg.aggregation.dawid_skene import estimator as est_mod
+
+    real = est_mod.params_from_vector
+
+    def terrible(x, like, hp):
+        p = real(x, like, hp)
+        p.log_conf = np.full_like(p.log_conf, -np.log(p.log_conf.shape[2]))
+        return p
+
+    monkeypatch.setattr(est_mod, "params_from_vector", terrible)
+    d = make_dawid_skene(2_000, 6, 3, coverage=0.5, accuracy=(0.4, 0.7), random_state=0)
+    plain = DawidSkene(diagonal_smoothing=0.1).fit(d.L)
+    fast = DawidSkene(diagonal_smoothing=0.1, accelerator="squarem").fit(d.L)
+    assert fast.n_iter_ == plain.n_iter_
+    np.testing.assert_allclose(fast.log_likelihood_history_, plain.log_likelihood_history_,
+                               rtol=1e-13)
+    np.testing.assert_allclose(fast.predict_proba(d.L), plain.predict_proba(d.L), atol=1e-12)
+
+
+def test_squarem_max_iter_and_warning():
+    d = make_dawid_skene(500, 5, 3, coverage=0.5, accuracy=(0.3, 0.5), random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        ds = DawidSkene(accelerator="squarem", max_iter=3, tol=0.0).fit(d.L)
+    assert ds.n_iter_ == 3 and ds.log_likelihood_history_.shape == (4,)
+    ds0 = DawidSkene(accelerator="squarem", max_iter=0).fit(d.L)
+    np.testing.assert_allclose(ds0.predict_proba(d.L), DawidSkene(max_iter=0).fit(d.L)
+                               .predict_proba(d.L))
+
+
+def test_chunked_predict_memory():
+    """predict_proba on a LabelMatrix: the result plus one block's temporaries."""
+    import tracemalloc
+
+    d = make_dawid_skene(200_000, 10, 2, coverage=0.5, random_state=0)
+    ds = DawidSkene().fit(d.L)
+    ds.predict_proba(d.L)  # the design is cached on d.L from here on
+    tracemalloc.start()
+    p = ds.predict_proba(d.L)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < p.nbytes + 16 * 2**20, peak

@@ -31,6 +31,7 @@ __all__ = [
     "Params",
     "build_design",
     "column_counts",
+    "column_sums",
     "initial_posterior",
     "log_parameter_table",
     "log_prior_density",
@@ -136,11 +137,17 @@ def one_hot(lm: LabelMatrix, dtype: Any = np.float64) -> sp.csr_matrix:
     return V
 
 
-def column_counts(V: sp.csr_matrix, m: int, k: int) -> np.ndarray:
+def column_sums(X: sp.csr_matrix) -> np.ndarray:
+    """Column sums of ``X`` (float64): one pass over its indices and values."""
+    return np.bincount(X.indices, weights=X.data, minlength=X.shape[1])
+
+
+def column_counts(V: sp.csr_matrix, m: int, k: int, sums: np.ndarray | None = None
+                  ) -> np.ndarray:
     """``(m, k)`` number of votes of each source for each class, from ``V``'s column sums
-    (one pass over ``V``'s indices; equal to :func:`vote_counts`)."""
-    c = np.bincount(V.indices, weights=V.data, minlength=m * k)[: m * k]
-    return np.rint(c).astype(np.int64).reshape(m, k)
+    ``sums`` (:func:`column_sums`; equal to :func:`vote_counts`)."""
+    c = column_sums(V) if sums is None else sums
+    return np.rint(c[: m * k]).astype(np.int64).reshape(m, k)
 
 
 def build_design(

@@ -86,6 +86,7 @@ from wsagg.aggregation.dawid_skene.em import (
     Params,
     build_design,
     column_counts,
+    column_sums,
     initial_posterior,
     log_parameter_table,
     log_prior_density,
@@ -459,7 +460,8 @@ class DawidSkene(BaseAggregator):
     def _backend(self, X: Any, known: np.ndarray | None = None) -> Any:
         """The backend of ``device`` on the design ``X``, with this fit's dtype and
         threads (:meth:`_fit_core` resolves them once per fit)."""
-        return make_backend(self.device, X, known, dtype=self._dtype, n_jobs=self._n_jobs)
+        return make_backend(self.device, X, known, dtype=self._dtype, n_jobs=self._n_jobs,
+                            colsum=self._colsum)
 
     def _fit_core(self, lm: LabelMatrix, y: np.ndarray | None) -> np.ndarray:
         """Fit, and return the (unclamped) posteriors of the training items.
@@ -472,10 +474,13 @@ class DawidSkene(BaseAggregator):
         self._n_jobs = effective_n_jobs(self.n_jobs)
         known = None if y is None or not (y >= 0).any() else y
         V = one_hot(lm, self._dtype)
+        sums = column_sums(V)
         self._start_fit(
-            hp, column_counts(V, lm.n_sources, lm.n_classes), lm.n_items, lm.source_names
+            hp, column_counts(V, lm.n_sources, lm.n_classes, sums), lm.n_items,
+            lm.source_names,
         )
         design = build_design(lm, self.abstain_, dtype=self._dtype)
+        self._colsum = None if design.separate_presence else sums
         if hp["auto_diagonal"] and known is not None:
             cv = _select_diagonal(self, lm, design, known, hp)
             if cv is not None:
@@ -506,6 +511,7 @@ class DawidSkene(BaseAggregator):
         finally:
             backend.close()
         del backend
+        self._colsum = None
         assert best is not None
         result, proba = best
         self._set_fitted(result, n_items=lm.n_items)

@@ -24,11 +24,13 @@ def make_backend(
     *,
     dtype: Any = np.float64,
     n_jobs: int = 1,
+    colsum: np.ndarray | None = None,
 ) -> Any:
     """Backend for ``device``: ``"numpy"`` or a torch device (``"cpu"``, ``"cuda"``, ...),
-    computing in ``dtype`` (float64 or float32) on ``n_jobs`` threads."""
+    computing in ``dtype`` (float64 or float32) on ``n_jobs`` threads (``colsum``: ``X``'s
+    column sums when the caller has them)."""
     if isinstance(device, str) and device == "numpy":
-        return NumpyBackend(X, known, dtype=dtype, n_jobs=n_jobs)
+        return NumpyBackend(X, known, dtype=dtype, n_jobs=n_jobs, colsum=colsum)
     from wsagg.aggregation.dawid_skene.backends.torch import TorchBackend  # torch only here
 
     return TorchBackend(X, known, device, dtype=dtype, n_jobs=n_jobs)

@@ -114,7 +114,7 @@ class _Block:
     def __init__(self, X: sp.csr_matrix, a: int, b: int, known_idx: np.ndarray,
                  known_y: np.ndarray, sum_votes: int | None = None) -> None:
         self.X = _rows(X, a, b)
-        self.XT = self.X.T
+        self.XT = _transpose(self.X)
         self.a, self.b = a, b
         lo, hi = np.searchsorted(known_idx, [a, b])
         self.kidx = known_idx[lo:hi] - a
@@ -124,7 +124,8 @@ class _Block:
         if sum_votes is not None and nv > sum_votes:  # sub-blocks for the M-step sums
             per = max(1, int(sum_votes * (b - a) / nv))
             cuts = [*range(0, b - a, per), b - a]
-            self.parts = [(u, v, _rows(self.X, u, v).T) for u, v in itertools.pairwise(cuts)]
+            self.parts = [(u, v, _transpose(_rows(self.X, u, v)))
+                          for u, v in itertools.pairwise(cuts)]
 
     def mstat(self, q: np.ndarray) -> np.ndarray:
         """``X_block.T @ q`` in float64 (summed over sub-blocks in float32 mode)."""
@@ -137,13 +138,26 @@ class _Block:
 
 
 def _rows(X: sp.csr_matrix, a: int, b: int) -> sp.csr_matrix:
-    """Rows ``a:b`` of CSR ``X`` as a CSR matrix sharing ``X``'s votes (no copy)."""
+    """Rows ``a:b`` of CSR ``X`` as a CSR matrix sharing ``X``'s votes (no copy).
+
+    The arrays are assigned after construction: scipy's constructor "prunes" (copies)
+    arrays that are small views of larger ones, which would duplicate the votes."""
     s, e = int(X.indptr[a]), int(X.indptr[b])
-    indptr = X.indptr[a : b + 1] - X.indptr[a]
-    M = sp.csr_matrix((X.data[s:e], X.indices[s:e], indptr), shape=(b - a, X.shape[1]),
-                      copy=False)
+    M = sp.csr_matrix((b - a, X.shape[1]), dtype=X.dtype)
+    M.indptr = (X.indptr[a : b + 1] - X.indptr[a]).astype(X.indices.dtype, copy=False)
+    M.indices = X.indices[s:e]
+    M.data = X.data[s:e]
     M.has_canonical_format = X.has_canonical_format
     return M
+
+
+def _transpose(M: sp.csr_matrix) -> sp.csc_matrix:
+    """``M.T`` as a CSC matrix on ``M``'s arrays (``M.T`` itself copies views, see
+    :func:`_rows`)."""
+    T = sp.csc_matrix((M.shape[1], M.shape[0]), dtype=M.dtype)
+    T.indptr, T.indices, T.data = M.indptr, M.indices, M.data
+    T.has_canonical_format = M.has_canonical_format
+    return T
 
 
 class NumpyBackend:
@@ -158,10 +172,13 @@ class NumpyBackend:
     dtype : np.float64 or np.float32
     n_jobs : int
         Threads (see :func:`effective_n_jobs`; resolved by the caller).
+    colsum : ndarray, optional
+        The column sums of ``X`` if the caller has them (else computed when first needed).
     """
 
     def __init__(self, X: sp.csr_matrix, known: np.ndarray | None = None, *,
-                 dtype: Any = np.float64, n_jobs: int = 1) -> None:
+                 dtype: Any = np.float64, n_jobs: int = 1,
+                 colsum: np.ndarray | None = None) -> None:
         self.dtype = resolve_dtype(dtype)
         X = sp.csr_matrix(X)
         if X.dtype != self.dtype:
@@ -180,7 +197,7 @@ class NumpyBackend:
                        for a, b in itertools.pairwise(cuts)]
         self.n_jobs = max(1, min(int(n_jobs), len(self.blocks)))
         self._pool: ThreadPoolExecutor | None = None
-        self._colsum: np.ndarray | None = None
+        self._colsum: np.ndarray | None = colsum
         self._q: list[Any] | None = None  # per block: q (general k) or (q0, q1) (k = 2)
 
     # -- plumbing ------------------------------------------------------------------------
@@ -311,9 +328,16 @@ class NumpyBackend:
     def stats(self, q: np.ndarray) -> np.ndarray:
         """``X.T @ q`` (float64) of an ``(n, k)`` posterior, block by block."""
         q = np.asarray(q)
+        two = q.shape[1] == 2  # X.T @ q_0 = c - X.T @ q_1, as in the E-step
         parts = self._map(
-            lambda blk: blk.mstat(np.asarray(q[blk.a : blk.b], dtype=self.dtype))
+            lambda blk: blk.mstat(np.ascontiguousarray(q[blk.a : blk.b, 1] if two
+                                                       else q[blk.a : blk.b], dtype=self.dtype))
         )
+        if two:
+            out = np.empty((self.X.shape[1], 2))
+            out[:, 1] = sum(parts) if parts else 0.0
+            np.maximum(self.colsum() - out[:, 1], 0.0, out=out[:, 0])
+            return out
         out = np.zeros((self.X.shape[1], q.shape[1]))
         for p in parts:
             out += p
