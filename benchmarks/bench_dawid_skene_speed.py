@@ -5,20 +5,30 @@ Parts (all on the synthetic Dawid-Skene generator, k = 2, m = 20, coverage 0.5 u
 1. ``peers``: fit + posteriors at n = 300k and 1M: wsagg (fully converged, default tol,
    timed from the same long DataFrame crowd-kit gets), crowd-kit ``DawidSkene`` (defaults),
    Snorkel ``LabelModel`` (defaults, dense input). Everything pinned to one thread
-   (OMP/MKL/OPENBLAS_NUM_THREADS=1, ``torch.set_num_threads(1)``); the three run
-   interleaved, 3 repeats, medians reported (all times in ``all_times_s``). Each peer is
-   compared from the input it takes: crowd-kit from the long DataFrame (``wsagg_s``),
-   Snorkel from the dense matrix (``wsagg_dense_s``).
-2. ``iteration``: time of one EM iteration vs the two sparse products alone (ratio).
-3. ``scaling``: time per iteration and per fit from 1e5 to 1e7 votes; log-log slope.
-4. ``huge``: n = 1e7 items (about 1e8 votes) with peak resident memory.
-5. ``manyclass``: k = 100, m = 200; Snorkel's dense LabelModel tried in a subprocess with a
+   (OMP/MKL/OPENBLAS_NUM_THREADS=1, ``torch.set_num_threads(1)``) except the wsagg
+   ``n_jobs=2`` column; all run interleaved, 3 repeats, medians reported (all times in
+   ``all_times_s``). Each peer is compared from the input it takes: crowd-kit from the long
+   DataFrame (``wsagg_s``), Snorkel from the dense matrix (``wsagg_dense_s``:
+   ``fit_predict_proba(dense)``, one conversion; ``wsagg_fit_predict_s``: ``fit(dense)`` then
+   ``predict_proba(dense)``, two). ``source_checks_s`` is the part of every wsagg fit spent
+   in the fit-time source checks (``wsagg._source_checks.check_sources``, a fixed cost
+   outside Dawid-Skene), timed separately on the same matrix; ``speedup_vs_snorkel_em``
+   is the speed-up with it subtracted. ``load_1m`` is the 1-minute load average.
+2. ``peers_k10``: the same at k = 10 (n = 1M), against Snorkel only.
+3. ``iteration``: time of one EM iteration (1 and 2 threads) vs one read pass over the votes
+   (the design's int32 indices and float64 values, ``read_pass_s``) and vs the two sparse
+   products alone.
+4. ``scaling``: time per iteration and per fit from 1e5 to 1e7 votes; log-log slope.
+5. ``huge``: n = 1e7 items (about 1e8 votes): the votes are generated and saved by this
+   process, then loaded and fitted in a child process, whose peak RSS is the input plus the
+   fit (float64 and float32), with the fit's own peak (tracemalloc) and the times.
+6. ``manyclass``: k = 100, m = 200; Snorkel's dense LabelModel tried in a subprocess with a
    6 GiB address-space limit and a time limit.
 
 Usage::
 
     python benchmarks/bench_dawid_skene_speed.py [--smoke] [--out-dir DIR]
-        [--parts peers iteration scaling huge manyclass]
+        [--parts peers peers_k10 iteration scaling huge manyclass]
 """
 
 from __future__ import annotations
@@ -40,8 +50,10 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import print_table, save_figure, save_results  # noqa: E402
 from wsagg import DawidSkene  # noqa: E402
+from wsagg._source_checks import check_sources  # noqa: E402
 from wsagg.aggregation.dawid_skene.backends.numpy import NumpyBackend  # noqa: E402
 from wsagg.datasets import make_dawid_skene  # noqa: E402
+from wsagg.labels import as_label_matrix  # noqa: E402
 
 
 def peak_rss_gib() -> float:
@@ -53,32 +65,49 @@ def _fresh(L):
     return L
 
 
-def part_peers(sizes, rows, peers=True, repeats=3):
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def part_peers(sizes, rows, peers=True, repeats=3, k=2, crowdkit=True, part="peers"):
     """Interleaved: each repeat times wsagg, crowd-kit and Snorkel in turn on the same data
     (so that load from other processes hits all of them alike); medians are reported."""
     for n in sizes:
-        d = make_dawid_skene(n, 20, 2, coverage=0.5, random_state=0)
+        d = make_dawid_skene(n, 20, k, coverage=0.5, random_state=0)
         df = d.L.to_long().rename(columns={"item": "task", "source": "worker"})
         y_df = d.y[np.asarray(ds_items(df))]
-        has_ck = peers and _has("crowdkit")
+        has_ck = peers and crowdkit and _has("crowdkit")
         has_sn = peers and _has("snorkel")
         dense = d.L.to_dense()
-        times: dict[str, list[float]] = {
-            "wsagg": [], "wsagg_dense": [], "crowdkit": [], "snorkel": []
-        }
-        row = {"part": "peers", "n": n, "votes": d.L.n_votes}
+        names = ("wsagg", "wsagg_dense", "wsagg_fit_predict", "wsagg_dense_2threads",
+                 "source_checks", "crowdkit", "snorkel")
+        times: dict[str, list[float]] = {name: [] for name in names}
+        row = {"part": part, "n": n, "k": k, "votes": d.L.n_votes, "load_1m_start": _load()}
         for _ in range(repeats):
-            t0 = time.perf_counter()
-            ds = DawidSkene()
-            p = ds.fit_predict_proba(df)
-            times["wsagg"].append(time.perf_counter() - t0)
-            row["wsagg_iter"] = ds.n_iter_
-            row["wsagg_converged"] = ds.converged_
-            row["wsagg_acc"] = float(np.mean(np.argmax(p, 1) == y_df))
+            if crowdkit:
+                t0 = time.perf_counter()
+                ds = DawidSkene(n_jobs=1)
+                p = ds.fit_predict_proba(df)
+                times["wsagg"].append(time.perf_counter() - t0)
+                row["wsagg_acc"] = float(np.mean(np.argmax(p, 1) == y_df))
             # from the dense (n, m) matrix, the input Snorkel gets
             t0 = time.perf_counter()
-            DawidSkene().fit_predict_proba(dense)
+            ds = DawidSkene(n_jobs=1)
+            p = ds.fit_predict_proba(dense)
             times["wsagg_dense"].append(time.perf_counter() - t0)
+            row["wsagg_iter"] = ds.n_iter_
+            row["wsagg_converged"] = ds.converged_
+            row["wsagg_dense_acc"] = float(np.mean(np.argmax(p, 1) == d.y))
+            t0 = time.perf_counter()
+            DawidSkene(n_jobs=1).fit(dense).predict_proba(dense)
+            times["wsagg_fit_predict"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            DawidSkene(n_jobs=2).fit_predict_proba(dense)
+            times["wsagg_dense_2threads"].append(time.perf_counter() - t0)
+            lm = as_label_matrix(dense)
+            t0 = time.perf_counter()
+            check_sources(lm, DawidSkene())
+            times["source_checks"].append(time.perf_counter() - t0)
             if has_ck:
                 from crowdkit.aggregation import DawidSkene as CK
 
@@ -87,7 +116,7 @@ def part_peers(sizes, rows, peers=True, repeats=3):
                 pr = ck.fit_predict_proba(df)
                 times["crowdkit"].append(time.perf_counter() - t0)
                 row["crowdkit_iter"] = len(ck.loss_history_)
-                pred = pr.reindex(columns=[0, 1]).fillna(0).to_numpy().argmax(1)
+                pred = pr.reindex(columns=list(range(k))).fillna(0).to_numpy().argmax(1)
                 row["crowdkit_acc"] = float(np.mean(pred == d.y[pr.index.to_numpy()]))
             if has_sn:
                 import torch
@@ -95,22 +124,27 @@ def part_peers(sizes, rows, peers=True, repeats=3):
 
                 torch.set_num_threads(1)
                 t0 = time.perf_counter()
-                lm = LabelModel(cardinality=2, verbose=False)
-                lm.fit(dense, seed=0, progress_bar=False)
-                ps = lm.predict_proba(dense)
+                lmod = LabelModel(cardinality=k, verbose=False)
+                lmod.fit(dense, seed=0, progress_bar=False)
+                ps = lmod.predict_proba(dense)
                 times["snorkel"].append(time.perf_counter() - t0)
                 row["snorkel_acc"] = float(np.mean(ps.argmax(1) == d.y))
-        row["wsagg_s"] = float(np.median(times["wsagg"]))
-        row["wsagg_dense_s"] = float(np.median(times["wsagg_dense"]))
-        # each peer against wsagg on the same input: crowd-kit the long DataFrame, Snorkel
-        # the dense matrix
-        for peer, ours in (("crowdkit", "wsagg_s"), ("snorkel", "wsagg_dense_s")):
-            if times[peer]:
-                row[f"{peer}_s"] = float(np.median(times[peer]))
-                row[f"speedup_vs_{peer}"] = row[f"{peer}_s"] / row[ours]
+        med = {name: float(np.median(v)) for name, v in times.items() if v}
+        for name, v in med.items():
+            row[f"{name}_s"] = v
+        if "crowdkit" in med and "wsagg" in med:
+            row["speedup_vs_crowdkit"] = med["crowdkit"] / med["wsagg"]
+        if "snorkel" in med:
+            row["speedup_vs_snorkel"] = med["snorkel"] / med["wsagg_dense"]
+            row["speedup_vs_snorkel_fit_predict"] = med["snorkel"] / med["wsagg_fit_predict"]
+            row["speedup_vs_snorkel_2threads"] = med["snorkel"] / med["wsagg_dense_2threads"]
+            row["speedup_vs_snorkel_em"] = med["snorkel"] / max(
+                med["wsagg_dense"] - med["source_checks"], 1e-9
+            )
         row["repeats"] = repeats
+        row["load_1m_end"] = _load()
         row["all_times_s"] = "; ".join(
-            f"{k} " + "/".join(f"{t:.2f}" for t in v) for k, v in times.items() if v
+            f"{name} " + "/".join(f"{t:.2f}" for t in v) for name, v in times.items() if v
         )
         rows.append(row)
         print(row, file=sys.stderr)
@@ -130,9 +164,21 @@ def _has(mod: str) -> bool:
         return False
 
 
-def _time_iteration(L, repeats=5):
+def _read_pass(X, repeats=7):
+    """Median time of one streaming read of the design's votes (int32 indices + values)."""
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.add.reduce(X.data)
+        np.bitwise_or.reduce(X.indices)
+        out.append(time.perf_counter() - t0)
+    return float(np.median(out))
+
+
+def _time_iteration(L, repeats=5, n_jobs=1):
     """Median time of one EM iteration (M-step + E-step with its statistics, exactly the
-    estimator's loop body) and of the two sparse products ``V @ T`` and ``V.T @ q`` alone."""
+    estimator's loop body) and of the two sparse products ``X @ w`` and ``X.T @ q`` alone
+    (the k = 2 E-step's log-odds product and the M-step's product)."""
     from wsagg.aggregation.dawid_skene.em import (
         build_design,
         initial_posterior,
@@ -144,11 +190,12 @@ def _time_iteration(L, repeats=5):
     hp = ds._hyper(L.n_classes)
     hp["abstain"] = ds.abstain_
     design = build_design(L, ds.abstain_)
-    backend = NumpyBackend(design.X)
-    q0 = initial_posterior(L, None)
+    backend = NumpyBackend(design.X, n_jobs=n_jobs)
+    q0 = initial_posterior(L, None, design)
     stats, q_sum = backend.stats(q0), backend.sum_rows(q0)
-    V = design.X
-    T = np.zeros((V.shape[1], L.n_classes))
+    X = design.X
+    w = np.zeros(X.shape[1])
+    q1 = np.ascontiguousarray(q0[:, 1])
     t_prod, t_iter = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -157,23 +204,36 @@ def _time_iteration(L, repeats=5):
         _, stats, q_sum = backend.e_step(table, offset)
         t_iter.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        _ = V @ T
-        _ = V.T @ q0
+        _ = X @ w
+        _ = X.T @ q1
         t_prod.append(time.perf_counter() - t0)
-    return float(np.median(t_iter)), float(np.median(t_prod))
+    backend.close()
+    return float(np.median(t_iter)), float(np.median(t_prod)), _read_pass(X), X
 
 
 def part_iteration(n, rows):
     d = make_dawid_skene(n, 20, 2, coverage=0.5, random_state=0)
-    t_iter, t_prod = _time_iteration(d.L, repeats=7)
+    load0 = _load()
+    t_iter, t_prod, t_read, X = _time_iteration(d.L, repeats=7)
+    t_iter2, _, _, _ = _time_iteration(d.L, repeats=7, n_jobs=2)
+    nbytes = X.data.nbytes + X.indices.nbytes
     rows.append(
         {
             "part": "iteration",
             "n": n,
             "votes": d.L.n_votes,
             "iter_s": t_iter,
+            "iter_2threads_s": t_iter2,
+            "read_pass_s": t_read,
+            "read_pass_mb": nbytes / 1e6,
+            "read_gb_per_s": nbytes / t_read / 1e9,
+            "ratio_iter_over_read_pass": t_iter / t_read,
+            "ratio_iter_2threads_over_read_pass": t_iter2 / t_read,
             "two_products_s": t_prod,
             "ratio_iter_over_products": t_iter / t_prod,
+            "speedup_2threads": t_iter / t_iter2,
+            "load_1m_start": load0,
+            "load_1m_end": _load(),
         }
     )
     print(rows[-1], file=sys.stderr)
@@ -184,9 +244,9 @@ def part_scaling(ns, rows):
     for n in ns:
         d = make_dawid_skene(n, 20, 2, coverage=0.5, random_state=0)
         t0 = time.perf_counter()
-        ds = DawidSkene().fit(_fresh(d.L))
+        ds = DawidSkene(n_jobs=1).fit(_fresh(d.L))
         t_fit = time.perf_counter() - t0
-        t_iter, t_prod = _time_iteration(d.L)
+        t_iter, t_prod, t_read, _ = _time_iteration(d.L)
         r = {
             "part": "scaling",
             "n": n,
@@ -195,6 +255,8 @@ def part_scaling(ns, rows):
             "n_iter": ds.n_iter_,
             "iter_s": t_iter,
             "two_products_s": t_prod,
+            "read_pass_s": t_read,
+            "load_1m": _load(),
         }
         out.append(r)
         rows.append(r)
@@ -214,31 +276,72 @@ def part_scaling(ns, rows):
     return out
 
 
-def part_huge(n, rows):
+_HUGE_CHILD = """
+import json, resource, sys, time, tracemalloc, numpy as np
+sys.path.insert(0, sys.argv[3])
+from wsagg import DawidSkene
+from wsagg.labels import LabelMatrix
+d = np.load(sys.argv[1])
+n, m, k = (int(v) for v in d["shape"])
+L = LabelMatrix(d["item"], d["source"], d["label"], n, m, k, np.arange(n), np.arange(m),
+                np.arange(k))
+y = d["y"]
+del d
+gib = 2**30
+rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+tracemalloc.start()
+t0 = time.perf_counter()
+ds = DawidSkene(dtype=np.dtype(sys.argv[2]), n_jobs=1).fit(L)
+t_fit = time.perf_counter() - t0
+fit_peak = tracemalloc.get_traced_memory()[1] / gib
+rss_fit = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+tracemalloc.reset_peak()
+t0 = time.perf_counter()
+p = ds.predict_proba(L)
+t_pred = time.perf_counter() - t0
+pred_peak = tracemalloc.get_traced_memory()[1] / gib
+print("HUGE_OK", json.dumps({
+    "dtype": sys.argv[2], "fit_s": t_fit, "predict_s": t_pred, "n_iter": ds.n_iter_,
+    "acc": float(np.mean(p.argmax(1) == y)),
+    "input_gib": (L.item.nbytes + L.source.nbytes + L.label.nbytes) / gib,
+    "rss_after_load_gib": rss0, "peak_rss_fit_gib": rss_fit,
+    "fit_extra_rss_gib": rss_fit - rss0, "fit_traced_peak_gib": fit_peak,
+    "predict_traced_peak_gib": pred_peak, "result_gib": p.nbytes / gib,
+    "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+}))
+"""
+
+
+def part_huge(n, rows, tmp: Path):
+    """Generate here (the generator's own peak is recorded), fit in a child process that
+    holds only the loaded votes: its peak RSS is the input plus the fit."""
+    import json
+
     rss0 = peak_rss_gib()
     t0 = time.perf_counter()
     d = make_dawid_skene(n, 20, 2, coverage=0.5, random_state=0)
     t_gen = time.perf_counter() - t0
     rss_gen = peak_rss_gib()
-    t0 = time.perf_counter()
-    ds = DawidSkene().fit(d.L)
-    p = ds.predict_proba(d.L)
-    t_fit = time.perf_counter() - t0
-    rows.append(
-        {
-            "part": "huge",
-            "n": n,
-            "votes": d.L.n_votes,
-            "generate_s": t_gen,
-            "fit_predict_s": t_fit,
-            "n_iter": ds.n_iter_,
-            "acc": float(np.mean(p.argmax(1) == d.y)),
-            "peak_rss_gib_before": rss0,
-            "peak_rss_gib_after_generate": rss_gen,
-            "peak_rss_gib": peak_rss_gib(),
-        }
-    )
-    print(rows[-1], file=sys.stderr)
+    path = tmp / "huge_votes.npz"
+    np.savez(path, item=d.L.item, source=d.L.source, label=d.L.label, y=d.y,
+             shape=np.array([d.L.n_items, d.L.n_sources, d.L.n_classes]))
+    votes = d.L.n_votes
+    del d
+    repo = str(Path(__file__).resolve().parents[1])
+    for dtype in ("float64", "float32"):
+        row = {"part": "huge", "n": n, "votes": votes, "generate_s": t_gen,
+               "peak_rss_gib_before_generate": rss0, "peak_rss_gib_generate": rss_gen,
+               "load_1m_start": _load()}
+        res = subprocess.run([sys.executable, "-c", _HUGE_CHILD, str(path), dtype, repo],
+                             capture_output=True, text=True, timeout=900)
+        if "HUGE_OK" in res.stdout:
+            row.update(json.loads(res.stdout.split("HUGE_OK", 1)[1]))
+        else:
+            row["error"] = (res.stderr.strip().splitlines() or ["?"])[-1][:200]
+        row["load_1m_end"] = _load()
+        rows.append(row)
+        print(row, file=sys.stderr)
+    path.unlink(missing_ok=True)
 
 
 _SNORKEL_CHILD = """
@@ -258,7 +361,7 @@ print("SNORKEL_OK", time.perf_counter() - t0)
 def part_manyclass(n, rows, tmp: Path, snorkel_timeout=300):
     d = make_dawid_skene(n, 200, 100, coverage=0.05, random_state=0)
     t0 = time.perf_counter()
-    ds = DawidSkene().fit(_fresh(d.L))
+    ds = DawidSkene(n_jobs=1).fit(_fresh(d.L))
     p = ds.predict_proba(d.L)
     t_ws = time.perf_counter() - t0
     row = {
@@ -317,8 +420,11 @@ def main(argv=None):
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, seconds")
     ap.add_argument("--out-dir", type=Path, default=None)
     ap.add_argument(
-        "--parts", nargs="*", default=["peers", "iteration", "scaling", "huge", "manyclass"]
+        "--parts", nargs="*",
+        default=["peers", "peers_k10", "iteration", "scaling", "huge", "manyclass"],
     )
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--n-peers", type=float, nargs="*", default=[3e5, 1e6])
     args = ap.parse_args(argv)
     try:
         import torch
@@ -332,12 +438,18 @@ def main(argv=None):
     scaling = []
     if args.smoke:
         part_peers([2_000], rows, peers=False, repeats=1)
+        part_peers([2_000], rows, peers=False, repeats=1, k=10, crowdkit=False,
+                   part="peers_k10")
         part_iteration(2_000, rows)
         scaling = part_scaling([1_000, 2_000, 4_000], rows)
         part_manyclass(500, rows, out_dir)
+        part_huge(3_000, rows, out_dir)
     else:
         if "peers" in args.parts:
-            part_peers([300_000, 1_000_000], rows)
+            part_peers([int(v) for v in args.n_peers], rows, repeats=args.repeats)
+        if "peers_k10" in args.parts:
+            part_peers([1_000_000], rows, repeats=args.repeats, k=10, crowdkit=False,
+                       part="peers_k10")
         if "iteration" in args.parts:
             part_iteration(1_000_000, rows)
         if "scaling" in args.parts:
@@ -345,7 +457,7 @@ def main(argv=None):
         if "manyclass" in args.parts:
             part_manyclass(100_000, rows, out_dir)
         if "huge" in args.parts:
-            part_huge(10_000_000, rows)
+            part_huge(10_000_000, rows, out_dir)
     for part in dict.fromkeys(r["part"] for r in rows):
         print(f"\n== {part}")
         print_table(

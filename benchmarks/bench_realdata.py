@@ -206,38 +206,32 @@ def lodo_table(rows: list[dict], lodo: dict) -> list[dict]:
     if df.empty:
         return []
     acc = df.pivot_table(index="dataset", columns="method", values="acc")
-    policies = {"always dawid-skene": "dawid-skene", "always majority": "majority",
-                "always mace": "mace", "always bcc": "bcc"}
-    table = pd.DataFrame({p: acc[m] for p, m in policies.items() if m in acc})
+    fixed = [m for m in acc.columns
+             if m != "auto" and not m.startswith(("crowdkit", "snorkel", "flyingsquid",
+                                                   "peerannot"))]
+    # the candidate policies: fixed rules, none learned from the data they are scored on
+    table = pd.DataFrame({f"always {m}": acc[m] for m in fixed})
     if lodo:
         # the gold-free criterion with the 1-SE rule, and without it (argmax)
         table["criterion (1-SE)"] = pd.Series({d: e["criterion_acc"] for d, e in lodo.items()})
         table["criterion (argmax)"] = pd.Series(
             {d: e["acc"].get(max(e["crit"], key=lambda c: e["crit"][c]), np.nan)
              for d, e in lodo.items()})
-    lf_like = pd.Series({d: e["lf_like"] for d, e in lodo.items()})
-    fixed = [m for m in acc.columns if m not in ("auto",) and not m.startswith(("crowdkit",
-                                                                                "snorkel"))]
+        lf_like = pd.Series({d: bool(e["lf_like"]) for d, e in lodo.items()})
+        # by source type: method a where abstains are informative (labeling functions),
+        # method b elsewhere (crowd workers), for every pair (a, b)
+        for a_m in fixed:
+            for b_m in fixed:
+                if a_m != b_m:
+                    table[f"by source type (LF: {a_m}, crowd: {b_m})"] = pd.Series(
+                        {d: acc.loc[d, a_m] if lf_like.get(d, False) else acc.loc[d, b_m]
+                         for d in acc.index})
     out = []
     for d in table.index:
-        # the by-source-type rule, learned without d: the best fixed method on the other
-        # sets of each type (labeling functions / crowd), applied to d by its type
-        row = {"dataset": d}
-        if d in lf_like.index:
-            rest = acc.drop(index=d)[fixed]
-            same = lf_like.drop(index=d).reindex(rest.index).fillna(False).astype(bool)
-            lf_m = rest[same].mean().idxmax() if same.any() else None
-            cr_m = rest[~same].mean().idxmax() if (~same).any() else None
-            pick = lf_m if lf_like[d] else cr_m
-            table.loc[d, "by source type (learned)"] = acc.loc[d, pick]
-            row["type rule without it"] = f"LF: {lf_m}, crowd: {cr_m}"
-        out.append(row)
-    # the policy choice for each held-out set, from the other sets' mean accuracy
-    for row in out:
-        d = row["dataset"]
         others = table.drop(index=d).mean()
         choice = others.idxmax()
-        row.update({"policy chosen without it": choice, "its accuracy": table.loc[d, choice],
+        out.append({"dataset": d, "policy chosen without it": choice,
+                    "its accuracy": table.loc[d, choice],
                     "rank corr (criterion vs acc)": lodo.get(d, {}).get("rho", np.nan)})
     return out
 

@@ -39,6 +39,32 @@ SECTIONS: dict[str, tuple[str, str, str]] = {
         "majority vote, crowd-kit DawidSkene and Snorkel LabelModel side by side.",
         "benchmarks/bench_dawid_skene_realdata.py",
     ),
+    "realdata": (
+        "Every aggregator and auto on every real dataset",
+        "Each registered aggregator (defaults), unsupervised and with the validation gold "
+        "as known labels: accuracy, log loss and ECE on the gold items not known and with a "
+        "vote; per set the best peer and the gap; leave-one-dataset-out choice of the "
+        "unsupervised policy; the gold-free criterion's rank correlation with accuracy.",
+        "benchmarks/bench_realdata.py",
+    ),
+    "realdata_peers": (
+        "The peers on every real dataset",
+        "crowd-kit (DS, one-coin, GLAD, MACE, MV, Wawa, ZBS) and Snorkel's LabelModel, "
+        "defaults, same items as the table above (180 s time limit per fit).",
+        "benchmarks/bench_realdata.py --peers-only",
+    ),
+    "zoo_agreement": (
+        "Each aggregator against the peer implementation of the same model",
+        "Accuracy, log loss, max / mean posterior difference and argmax agreement on every "
+        "shared set with gold.",
+        "benchmarks/bench_zoo_agreement.py",
+    ),
+    "zoo_speed": (
+        "Each aggregator's speed against its peer",
+        "Synthetic Dawid-Skene data, m = 20, k = 2 and 10, one thread, median of 3, "
+        "interleaved in one process.",
+        "benchmarks/bench_zoo_speed.py",
+    ),
     "adversarial_paper": (
         "Adversarial log-loss aggregator: the An & Dasgupta (UAI 2024) table",
         "100 labeled points from the validation split, 10 draws, train-set log loss and "
@@ -221,7 +247,41 @@ def build(results_dir: Path, docs_dir: Path) -> str:
             parts.append(f"\n![{png.stem}](img/{png.name})\n")
     text = "".join(parts)
     atomic_write_text(docs_dir / "benchmarks.md", text)
+    _choosing_block(results_dir, docs_dir)
     return text
+
+
+CHOOSING_START = "<!-- realdata:start -->\n"
+CHOOSING_END = "<!-- realdata:end -->"
+
+
+def choosing_block(results_dir: Path) -> str:
+    """The generated part of ``docs/choosing.md``: the mean of each aggregator over the real
+    datasets (``bench_realdata.py``), by kind and mode, best accuracy first."""
+    path = results_dir / "realdata.json"
+    if not path.exists():
+        return "(run benchmarks/bench_realdata.py)\n"
+    payload = json.loads(path.read_text())
+    rows = sorted(payload.get("summary", []),
+                  key=lambda r: (r["kind"], r["mode"], -(r.get("mean_acc") or 0)))
+    keep = ("kind", "mode", "method", "datasets", "mean_acc", "mean_log_loss", "mean_ece")
+    table = [{k: r.get(k) for k in keep} for r in rows if r.get("mean_acc") is not None]
+    return (
+        _environment_line(payload.get("environment", {})) + "\n\n" + markdown_table(table)
+    )
+
+
+def _choosing_block(results_dir: Path, docs_dir: Path) -> None:
+    page = docs_dir / "choosing.md"
+    if not page.exists():
+        return
+    text = page.read_text()
+    if CHOOSING_START not in text:
+        return
+    head, rest = text.split(CHOOSING_START)
+    _, tail = rest.split(CHOOSING_END)
+    atomic_write_text(page, head + CHOOSING_START + choosing_block(results_dir) + CHOOSING_END
+                      + tail)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,14 @@ def test_committed_page_matches_results(tmp_path):
         assert (ROOT / "docs" / "img" / png.name).read_bytes() == png.read_bytes()
 
 
+def test_which_aggregator_page_is_generated_from_the_realdata_results():
+    block = make_report.choosing_block(ROOT / "benchmarks" / "results")
+    page = (ROOT / "docs" / "choosing.md").read_text()
+    assert make_report.CHOOSING_START + block + make_report.CHOOSING_END in page, (
+        "docs/choosing.md is stale: run python benchmarks/make_report.py"
+    )
+
+
 def test_table_rendering_and_parts(tmp_path):
     import json
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from wsagg.aggregation.dawid_skene.backends.numpy import row_reduce
+from wsagg.aggregation.dawid_skene.backends.numpy import bincount_chunked, row_reduce
 from wsagg.diagnostics import abstains_are_informative
 from wsagg.labels import LabelMatrix
 
@@ -126,7 +126,7 @@ def one_hot(lm: LabelMatrix, dtype: Any = np.float64) -> sp.csr_matrix:
         V.sum_duplicates()
     else:
         indptr = np.zeros(n + 1, dtype=idx_t)
-        np.cumsum(np.bincount(item, minlength=n), out=indptr[1:])
+        np.cumsum(bincount_chunked(item, None, n), out=indptr[1:])
         V = sp.csr_matrix((np.ones(nv, dtype=dtype), indices, indptr), shape=(n, m * k),
                           copy=False)
         if canonical:
@@ -139,7 +139,7 @@ def one_hot(lm: LabelMatrix, dtype: Any = np.float64) -> sp.csr_matrix:
 
 def column_sums(X: sp.csr_matrix) -> np.ndarray:
     """Column sums of ``X`` (float64): one pass over its indices and values."""
-    return np.bincount(X.indices, weights=X.data, minlength=X.shape[1])
+    return bincount_chunked(X.indices, X.data, X.shape[1])
 
 
 def column_counts(V: sp.csr_matrix, m: int, k: int, sums: np.ndarray | None = None

@@ -44,7 +44,14 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["NumpyBackend", "col_sum", "effective_n_jobs", "resolve_dtype", "row_reduce"]
+__all__ = [
+    "NumpyBackend",
+    "bincount_chunked",
+    "col_sum",
+    "effective_n_jobs",
+    "resolve_dtype",
+    "row_reduce",
+]
 
 _BLOCK_VOTES = 1 << 18  # votes per row block: ~3 MB of float64 CSR, cache-resident
 _MIN_BLOCK_ROWS = 1 << 12
@@ -54,6 +61,32 @@ _MIN_BLOCK_ROWS = 1 << 12
 # 3e-7 of float64 with 2^14, 1.5e-5 with 2^18)
 _F32_SUM_VOTES = 1 << 14
 _DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+_CHUNK = 1 << 22  # elements per chunk of bincount_chunked
+
+
+def bincount_chunked(idx: np.ndarray, weights: np.ndarray | None = None,
+                     minlength: int = 0) -> np.ndarray:
+    """``np.bincount`` of a (possibly int32) index array, chunk by chunk: ``np.bincount``
+    first converts its input to ``intp``, an 8-byte copy of all of it (800 MB for 1e8
+    votes); here the copy is of one chunk at a time."""
+    if idx.size <= _CHUNK:
+        return np.bincount(idx, weights=weights, minlength=minlength)
+    out = None
+    for a in range(0, idx.size, _CHUNK):
+        w = None if weights is None else weights[a : a + _CHUNK]
+        part = np.bincount(idx[a : a + _CHUNK], weights=w, minlength=minlength)
+        if out is None:
+            out = part.astype(np.float64 if weights is not None else np.int64)
+        else:
+            if part.size > out.size:
+                part[: out.size] += out
+                out = part.astype(out.dtype)
+            else:
+                out[: part.size] += part
+    assert out is not None
+    return out
 
 
 def resolve_dtype(dtype: Any) -> np.dtype:
@@ -224,7 +257,7 @@ class NumpyBackend:
         """Column sums ``c`` of ``X`` (vote counts per outcome column), float64, cached."""
         if self._colsum is None:
             X = self.X
-            self._colsum = np.bincount(X.indices, weights=X.data, minlength=X.shape[1])
+            self._colsum = bincount_chunked(X.indices, X.data, X.shape[1])
         return self._colsum
 
     # -- the E-step ----------------------------------------------------------------------
@@ -247,6 +280,7 @@ class NumpyBackend:
             ll_shift = float(self.colsum() @ shift)
         T = np.ascontiguousarray(table, dtype=self.dtype)
         b = np.asarray(offset, dtype=self.dtype)
+        f32 = self.dtype == np.float32
 
         def run(blk: _Block) -> tuple:
             S = blk.X @ T
@@ -265,13 +299,17 @@ class NumpyBackend:
         for p in parts:
             stats += p[1]
             q_sum += p[2]
+        if f32:  # the rounding of the table to float32, to first order (see _e_step_two)
+            ll -= float(np.einsum("lc,lc->", T - table, stats)) + float((b - offset) @ q_sum)
         return ll, stats, q_sum
 
     def _e_step_two(self, table: np.ndarray, offset: np.ndarray) -> tuple[float, np.ndarray,
                                                                             np.ndarray]:
         t0 = np.asarray(table[:, 0], dtype=np.float64)
-        w = np.ascontiguousarray(table[:, 1] - table[:, 0], dtype=self.dtype)
+        w64 = table[:, 1] - table[:, 0]
+        w = np.ascontiguousarray(w64, dtype=self.dtype)
         gap = self.dtype.type(offset[1] - offset[0])
+        f32 = self.dtype == np.float32
 
         def run(blk: _Block) -> tuple:
             r = blk.X @ w
@@ -295,6 +333,13 @@ class NumpyBackend:
         s1 = np.zeros(self.X.shape[1])
         for p in parts:
             s1 += p[1]
+        if f32:
+            # float32 rounds w by dw (relative 6e-8), which shifts every r_i by x_i . dw: a
+            # bias of sum_i q1_i x_i . dw = dw . X^T q1 in the sum of the softplus terms,
+            # removed here to first order in float64 (the rest is unbiased rounding)
+            dw = w.astype(np.float64) - w64
+            dgap = float(gap) - float(offset[1] - offset[0])
+            ll -= float(dw @ s1) + dgap * sum(p[3] for p in parts)
         stats = np.empty((self.X.shape[1], 2))
         stats[:, 1] = s1
         np.subtract(c, s1, out=stats[:, 0])
