@@ -28,7 +28,7 @@ Parts (all on the synthetic Dawid-Skene generator, k = 2, m = 20, coverage 0.5 u
 Usage::
 
     python benchmarks/bench_dawid_skene_speed.py [--smoke] [--out-dir DIR]
-        [--parts peers peers_k10 iteration scaling huge manyclass]
+        [--parts peers peers_k10 iteration scaling huge manyclass] [--keep-other-parts]
 """
 
 from __future__ import annotations
@@ -424,6 +424,9 @@ def main(argv=None):
         default=["peers", "peers_k10", "iteration", "scaling", "huge", "manyclass"],
     )
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--keep-other-parts", action="store_true",
+                    help="keep the saved rows of the parts not run now (several short runs "
+                    "make one results file)")
     ap.add_argument("--n-peers", type=float, nargs="*", default=[3e5, 1e6])
     args = ap.parse_args(argv)
     try:
@@ -464,6 +467,12 @@ def main(argv=None):
             [{k: v for k, v in r.items() if k != "part"} for r in rows if r["part"] == part]
         )
     name = "dawid_skene_speed" + ("_smoke" if args.smoke else "")
+    if args.keep_other_parts and (out_dir / f"{name}.json").exists():
+        import json
+
+        old = json.loads((out_dir / f"{name}.json").read_text())["rows"]
+        done = {r["part"] for r in rows} | ({"scaling-slope"} if scaling else set())
+        rows = [r for r in old if r["part"] not in done] + rows
     save_results(
         name,
         rows,

@@ -6,9 +6,11 @@ Run it on a machine with CUDA when one is lent (the suite never needs one):
     python benchmarks/bench_gpu.py --device cpu --smoke   # what the tests run
 
 1. ``DawidSkene`` at n items (default 1e7), m = 20, k = 2, coverage 0.5 (about 1e8 votes):
-   fit + posteriors with ``device="numpy"`` (scipy.sparse, CPU) and ``device=<device>``
-   (torch), their times, the speed-up, and the largest posterior difference (target
-   1e-6).
+   fit + posteriors with ``device="numpy"`` (scipy.sparse, CPU, ``n_jobs`` threads: all
+   the CPUs) and ``device=<device>`` (torch), in float64 and float32 (``dtype=``), their
+   times, the speed-ups, and the largest posterior differences to the numpy float64 fit
+   (targets 1e-6 for float64, 1e-5 for float32 at the same iterations: the float32 fits
+   run ``max_iter`` iterations with ``tol=0``, as does the float64 reference for them).
 2. ``AdversarialLogLoss`` at n = 1e5, m = 20, k = 2 and 10: ``solver="scipy"`` vs
    ``solver="torch", device=<device>``: times and the objective difference.
 
@@ -46,20 +48,40 @@ def _card(device: str) -> str:
     return "cpu"
 
 
-def dawid_skene_rows(n: int, device: str) -> list[dict]:
+def dawid_skene_rows(n: int, device: str, fixed_iter: int = 10) -> list[dict]:
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
     data = make_dawid_skene(n, 20, 2, coverage=0.5, random_state=0)
     times, probas = {}, {}
-    for dev in ("numpy", device, device):  # the second torch run is the timed one (warm)
+    runs = [("numpy", "numpy", np.float64, {}), ("torch", device, np.float64, {}),
+            ("torch", device, np.float64, {}),  # the second torch run is the timed one
+            ("numpy_fixed", "numpy", np.float64, {"tol": 0.0, "max_iter": fixed_iter}),
+            ("numpy_f32", "numpy", np.float32, {"tol": 0.0, "max_iter": fixed_iter}),
+            ("torch_f32", device, np.float32, {"tol": 0.0, "max_iter": fixed_iter})]
+    for key, dev, dtype, kw in runs:
         t = time.perf_counter()
-        probas[dev] = DawidSkene(device=dev, random_state=0).fit_predict_proba(data.L)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est = DawidSkene(device=dev, dtype=dtype, n_jobs=-1, random_state=0, **kw)
+            probas[key] = est.fit_predict_proba(data.L)
         if dev != "numpy":
             _sync(device)
-        times[dev] = time.perf_counter() - t
+        times[key] = time.perf_counter() - t
+
+    def diff(a: str, b: str) -> float:
+        return float(np.abs(probas[a] - probas[b]).max())
+
     return [{
         "part": "dawid_skene", "n": n, "votes": data.L.n_votes, "device": device,
-        "card": _card(device), "numpy_s": times["numpy"], "torch_s": times[device],
-        "speedup": times["numpy"] / times[device],
-        "max_posterior_diff": float(np.abs(probas["numpy"] - probas[device]).max()),
+        "card": _card(device), "numpy_s": times["numpy"], "torch_s": times["torch"],
+        "speedup": times["numpy"] / times["torch"],
+        "max_posterior_diff": diff("numpy", "torch"),
+        "fixed_iter": fixed_iter, "numpy_fixed_s": times["numpy_fixed"],
+        "numpy_f32_s": times["numpy_f32"], "torch_f32_s": times["torch_f32"],
+        "max_posterior_diff_numpy_f32": diff("numpy_fixed", "numpy_f32"),
+        "max_posterior_diff_torch_f32": diff("numpy_fixed", "torch_f32"),
     }]
 
 

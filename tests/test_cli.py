@@ -21,7 +21,7 @@ def test_aggregate_csv_long(tmp_path, capsys):
     src = tmp_path / "votes.csv"
     VOTES.to_csv(src, index=False)
     out = tmp_path / "soft.csv"
-    assert main(["aggregate", str(src), "-o", str(out)]) == 0
+    assert main(["aggregate", str(src), "-o", str(out), "--method", "majority"]) == 0
     res = pd.read_csv(out)
     assert list(res.columns) == ["item", "p_neg", "p_pos", "label"]
     assert res["item"].tolist() == ["a", "b", "c"]  # rows in == rows out, input order
@@ -71,7 +71,7 @@ def test_aggregate_npz_sparse_and_dense_agree(tmp_path):
     outs = []
     for i, p in enumerate([sparse_path, dense_path, npy_path]):
         out = tmp_path / f"out{i}.parquet"
-        assert main(["aggregate", str(p), "-o", str(out)]) == 0
+        assert main(["aggregate", str(p), "-o", str(out), "--method", "majority"]) == 0
         outs.append(pd.read_parquet(out))
     for o in outs[1:]:
         pd.testing.assert_frame_equal(outs[0], o)
@@ -83,7 +83,8 @@ def test_aggregate_npz_output_and_wide(tmp_path):
     src = tmp_path / "wide.csv"
     wide.to_csv(src, index=False)
     out = tmp_path / "soft.npz"
-    assert main(["aggregate", str(src), "--wide", "--item-col", "id", "-o", str(out)]) == 0
+    assert main(["aggregate", str(src), "--wide", "--item-col", "id", "-o", str(out),
+                 "--method", "majority"]) == 0
     with np.load(out) as z:
         assert z["item"].tolist() == ["x", "y"]
         np.testing.assert_allclose(z["p_1"], [0.0, 1.0])
@@ -142,7 +143,7 @@ def test_demo_prints_majority_accuracy(capsys):
     from wsagg.datasets import load_demo
     from wsagg.metrics import accuracy
 
-    assert main(["demo"]) == 0
+    assert main(["demo", "--method", "majority"]) == 0
     out = capsys.readouterr().out
     data = load_demo("train")
     expected = accuracy(data.y, np.asarray(
@@ -224,3 +225,15 @@ def test_demo_with_known_labels_scores_only_the_unlabeled_split(capsys):
     assert "against gold on 250 items" in capsys.readouterr().out
     err = _one_line_error(capsys, ["demo", "--known-labels", "valid", "--split", "valid"])
     assert "another --split" in err
+
+
+def test_auto_is_the_default_and_explains_its_choice(tmp_path, capsys):
+    src = tmp_path / "votes.csv"
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    rows = [(i, j, int(y[i] if rng.random() < 0.8 else 1 - y[i]))
+            for i in range(200) for j in range(5)]
+    pd.DataFrame(rows, columns=["item", "source", "label"]).to_csv(src, index=False)
+    assert main(["aggregate", str(src), "-o", str(tmp_path / "o.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "with auto ->" in out and "wsagg: auto: chose " in out

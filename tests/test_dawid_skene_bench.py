@@ -18,9 +18,26 @@ def test_speed_benchmark_smoke(tmp_path):
 
     rows = bench.main(["--smoke", "--out-dir", str(tmp_path)])
     parts = {r["part"] for r in rows}
-    assert {"peers", "iteration", "scaling", "scaling-slope", "manyclass"} <= parts
+    assert {"peers", "peers_k10", "iteration", "scaling", "scaling-slope", "manyclass",
+            "huge"} <= parts
+    it = next(r for r in rows if r["part"] == "iteration")
+    assert it["read_pass_s"] > 0 and it["ratio_iter_over_read_pass"] > 0
+    huge = [r for r in rows if r["part"] == "huge"]
+    assert {r.get("dtype") for r in huge} == {"float64", "float32"}, huge
+    assert all(r["peak_rss_fit_gib"] > 0 and r["fit_traced_peak_gib"] > 0 for r in huge)
     saved = json.loads((tmp_path / "dawid_skene_speed_smoke.json").read_text())
     assert saved["rows"] and "versions" in saved["environment"]
+
+
+def test_iteration_floor_benchmark_smoke(tmp_path):
+    from benchmarks import bench_iteration_floor as bench
+
+    rows = bench.main(["--smoke", "--out-dir", str(tmp_path)])
+    by = {r["method"]: r for r in rows}
+    assert {"dawid-skene", "bcc", "glad", "mace"} <= set(by)
+    assert by["dawid-skene"]["read_pass_s"] > 0 and "iter_s" in by["dawid-skene"]
+    assert by["majority"]["note"] == "not iterative"
+    assert (tmp_path / "iteration_floor_smoke.json").exists()
 
 
 @pytest.mark.realdata
