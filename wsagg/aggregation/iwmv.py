@@ -65,36 +65,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from wsagg._validation import user_stacklevel
+from wsagg._voting import hard_labels
 from wsagg.base import BaseAggregator
 from wsagg.labels import LabelMatrix
 
 __all__ = ["IWMV"]
 
-_REL_TIE = 1e-12  # scores within this fraction of the item's total |weight| are tied
-
-
-def _hard_labels(
-    lm: LabelMatrix, weights: np.ndarray, ties: str, known: np.ndarray | None
-) -> np.ndarray:
-    """``(n, k)`` label distribution :math:`h_i` of the weighted vote: one-hot at the winner
-    (``"first"``: lowest index among the maxima) or uniform over the maxima (``"split"``);
-    rows of known items one-hot at the known class; rows without votes zero."""
-    n, k = lm.n_items, lm.n_classes
-    scores = lm.class_counts(weights)
-    h = np.zeros((n, k))
-    voted = lm.votes_per_item() > 0
-    if ties == "first":
-        h[np.flatnonzero(voted), np.argmax(scores[voted], axis=1)] = 1.0
-    else:
-        scale = lm.class_counts(np.abs(weights)).sum(axis=1, keepdims=True)
-        is_max = scores >= scores.max(axis=1, keepdims=True) - _REL_TIE * scale
-        is_max &= voted[:, None]
-        h = is_max / np.maximum(is_max.sum(axis=1, keepdims=True), 1)
-    if known is not None:
-        idx = np.flatnonzero(known >= 0)
-        h[idx] = 0.0
-        h[idx, known[idx]] = 1.0
-    return h
 
 
 def _accuracy(lm: LabelMatrix, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -214,14 +190,14 @@ class IWMV(BaseAggregator):
     def _fit(self, lm: LabelMatrix, y: np.ndarray | None) -> None:
         k = lm.n_classes
         known = None if y is None or not (y >= 0).any() else y
-        h = _hard_labels(lm, np.ones(lm.n_sources), self.ties, known)
+        h = hard_labels(lm, np.ones(lm.n_sources), self.ties, known)
         changed: list[int] = []
         converged = False
         n_iter = 0
         while n_iter < self.max_iter:
             n_iter += 1
             acc, w = self._weight_function(*_accuracy(lm, h), k)
-            h_new = _hard_labels(lm, w, self.ties, known)
+            h_new = hard_labels(lm, w, self.ties, known)
             n_changed = int(np.count_nonzero(np.any(h_new != h, axis=1)))
             changed.append(n_changed)
             h = h_new

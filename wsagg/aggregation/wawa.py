@@ -45,36 +45,12 @@ from typing import Any
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from wsagg._voting import hard_labels
 from wsagg.base import BaseAggregator
 from wsagg.labels import LabelMatrix
 
 __all__ = ["Wawa"]
 
-_REL_TIE = 1e-12  # scores within this fraction of the item's total |weight| are tied
-
-
-def _hard_labels(
-    lm: LabelMatrix, weights: np.ndarray, ties: str, known: np.ndarray | None
-) -> np.ndarray:
-    """``(n, k)`` aggregate :math:`h_i` of the weighted vote: one-hot at the winner
-    (``"first"``: lowest index among the maxima) or uniform over the maxima (``"split"``);
-    rows of known items one-hot at the known class; rows without votes zero."""
-    n, k = lm.n_items, lm.n_classes
-    scores = lm.class_counts(weights)
-    h = np.zeros((n, k))
-    voted = lm.votes_per_item() > 0
-    if ties == "first":
-        h[np.flatnonzero(voted), np.argmax(scores[voted], axis=1)] = 1.0
-    else:
-        scale = lm.class_counts(np.abs(weights)).sum(axis=1, keepdims=True)
-        is_max = scores >= scores.max(axis=1, keepdims=True) - _REL_TIE * scale
-        is_max &= voted[:, None]
-        h = is_max / np.maximum(is_max.sum(axis=1, keepdims=True), 1)
-    if known is not None:
-        idx = np.flatnonzero(known >= 0)
-        h[idx] = 0.0
-        h[idx, known[idx]] = 1.0
-    return h
 
 
 def _agreement(lm: LabelMatrix, h: np.ndarray, default: float) -> np.ndarray:
@@ -186,7 +162,7 @@ class Wawa(BaseAggregator):
 
     def _fit(self, lm: LabelMatrix, y: np.ndarray | None) -> None:
         known = None if y is None or not (y >= 0).any() else y
-        h = _hard_labels(lm, np.ones(lm.n_sources), self.ties, known)
+        h = hard_labels(lm, np.ones(lm.n_sources), self.ties, known)
         self.skills_ = _agreement(lm, h, default=0.0)
         proba, ok = _weighted_shares(lm, self.skills_, None)
         self.class_prior_ = _mean_prior(proba, ok, lm.n_classes)

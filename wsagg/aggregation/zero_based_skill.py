@@ -57,37 +57,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from wsagg._validation import user_stacklevel
+from wsagg._voting import hard_labels
 from wsagg.base import BaseAggregator
 from wsagg.labels import LabelMatrix
 
 __all__ = ["ZeroBasedSkill"]
 
-_REL_TIE = 1e-12  # scores within this fraction of the item's total |weight| are tied
 _INIT_EPS = 1e-5  # crowd-kit's eps: the initial skill is 1/K + eps
-
-
-def _hard_labels(
-    lm: LabelMatrix, weights: np.ndarray, ties: str, known: np.ndarray | None
-) -> np.ndarray:
-    """``(n, k)`` label distribution of the weighted vote: one-hot at the winner
-    (``"first"``: lowest index among the maxima) or uniform over the maxima (``"split"``);
-    rows of known items one-hot at the known class; rows without votes zero."""
-    n, k = lm.n_items, lm.n_classes
-    scores = lm.class_counts(weights)
-    h = np.zeros((n, k))
-    voted = lm.votes_per_item() > 0
-    if ties == "first":
-        h[np.flatnonzero(voted), np.argmax(scores[voted], axis=1)] = 1.0
-    else:
-        scale = lm.class_counts(np.abs(weights)).sum(axis=1, keepdims=True)
-        is_max = scores >= scores.max(axis=1, keepdims=True) - _REL_TIE * scale
-        is_max &= voted[:, None]
-        h = is_max / np.maximum(is_max.sum(axis=1, keepdims=True), 1)
-    if known is not None:
-        idx = np.flatnonzero(known >= 0)
-        h[idx] = 0.0
-        h[idx, known[idx]] = 1.0
-    return h
 
 
 def _weighted_shares(lm: LabelMatrix, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -224,7 +200,7 @@ class ZeroBasedSkill(BaseAggregator):
             n_iter += 1
             if n_iter % self.lr_steps_to_reduce == 0:
                 lr *= float(self.lr_reduce_factor)
-            h = _hard_labels(lm, skills, self.ties, known)
+            h = hard_labels(lm, skills, self.ties, known)
             agree = np.bincount(lm.source, weights=h[lm.item, lm.label], minlength=m)
             acc = skills.copy()  # a source without votes does not move
             acc[voted] = agree[voted] / n_votes[voted]
