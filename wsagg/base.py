@@ -88,7 +88,8 @@ class BaseAggregator(BaseEstimator):
             8.0 * (4 * n * k + 2 * m * k * k),
             f"Fitting {type(self).__name__} on {n:,} items x {k:,} classes ({m:,} sources)",
         )
-        check_sources(lm, self)
+        if not getattr(self, "_skip_source_checks", False):  # (auto checks once, not per fit)
+            check_sources(lm, self)
         self.classes_ = lm.classes
         self.n_classes_ = lm.n_classes
         self.n_sources_ = lm.n_sources

@@ -377,6 +377,7 @@ class AutoAggregator(BaseAggregator):
 
     def _make(self, method: str, params: dict, k: int, seed: int) -> BaseAggregator:
         est = get_aggregator(method, **params)
+        est._skip_source_checks = True  # the checks ran once, on auto's own fit
         extra: dict[str, Any] = {"n_classes": k}
         if "random_state" in est.get_params() and "random_state" not in params:
             extra["random_state"] = seed
@@ -456,6 +457,7 @@ class AutoAggregator(BaseAggregator):
             "params"]
         est = self._make(method, params, k, seed)
         est.fit(lm, y)
+        del est._skip_source_checks  # a refit by the user checks the sources again
         self.estimator_ = est
         self.selected_ = label
         self.criterion_ = "cv_log_loss" if use_cv else "held_out_source_likelihood"

@@ -492,11 +492,17 @@ class DawidSkene(BaseAggregator):
                 self.cv_results_ = cv
         self.diagonal_smoothing_ = hp["diagonal_smoothing"]
         backend = self._backend(design.X, known)
-        q0 = initial_posterior(lm, known, design)
+        # the soft majority vote's class totals (for the prior-collapse check below), taken
+        # now so that no (n, k) array but the EM's own is alive during the EM
+        mv_total = col_sum(initial_posterior(lm, None, design)) if known is not None else None
+        q0: np.ndarray | None = initial_posterior(lm, known, design)
+        if mv_total is None:
+            mv_total = col_sum(q0)
         rng = check_random_state(self.random_state)
         best = None
         try:
             for run in range(self.n_init):
+                assert q0 is not None
                 q_start = q0
                 if run > 0:
                     noise = rng.dirichlet(np.ones(lm.n_classes), size=lm.n_items)
@@ -504,7 +510,11 @@ class DawidSkene(BaseAggregator):
                     if known is not None:
                         idx = np.flatnonzero(known >= 0)
                         q_start[idx] = q0[idx]
-                result, proba = self._em_in_memory(backend, design, q_start, hp)
+                stats0, qsum0 = backend.stats(q_start), backend.sum_rows(q_start)
+                del q_start
+                if run == self.n_init - 1:
+                    q0 = None  # (not needed any more: its memory is free for the EM)
+                result, proba = self._em_from_stats(backend, design, stats0, qsum0, hp)
                 if self.verbose:
                     print(
                         f"[DawidSkene] run {run}: objective {result.objective:.6f} after "
@@ -527,11 +537,11 @@ class DawidSkene(BaseAggregator):
             n_unc = lm.n_items - int(np.count_nonzero(covered))
             label_share = None
             if known is not None:
-                q0 = initial_posterior(lm, None, design)  # the votes' own shares, unclamped
                 n_known = int(np.count_nonzero(known >= 0))
                 if n_known >= _MIN_KNOWN_FOR_SHARES:
                     label_share = np.bincount(known[known >= 0], minlength=lm.n_classes) / n_known
-            mv_share = (col_sum(q0) - n_unc / lm.n_classes) / n_cov
+            # (of the votes' own shares, unclamped)
+            mv_share = (mv_total - n_unc / lm.n_classes) / n_cov
             pred = np.argmax(proba[covered], axis=1) if n_unc else np.argmax(proba, axis=1)
             # (predicted shares of a handful of items say nothing: only from 50 covered items)
             post_share = np.bincount(pred, minlength=lm.n_classes) / n_cov
@@ -572,9 +582,17 @@ class DawidSkene(BaseAggregator):
     ) -> tuple[EMResult, np.ndarray]:
         """:meth:`_run_em` on an in-memory backend from the posterior ``q0``; also returns
         the unclamped posterior of the last E-step."""
+        return self._em_from_stats(backend, design, backend.stats(q0), backend.sum_rows(q0),
+                                   hp)
+
+    def _em_from_stats(
+        self, backend: Any, design: Design, stats0: np.ndarray, qsum0: np.ndarray,
+        hp: dict[str, Any],
+    ) -> tuple[EMResult, np.ndarray]:
+        """:meth:`_em_in_memory` from the initial posterior's statistics."""
         f32 = str(getattr(backend, "dtype", "")) in ("float32", "torch.float32")
         result = self._run_em(
-            backend.e_step, backend.stats(q0), backend.sum_rows(q0), design, hp, backend.n,
+            backend.e_step, stats0, qsum0, design, hp, backend.n,
             min_tol=_F32_TOL if f32 else 0.0,
         )
         return result, backend.last_posterior()

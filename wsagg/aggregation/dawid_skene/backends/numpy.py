@@ -267,6 +267,7 @@ class NumpyBackend:
         Returns ``(loglik, X.T @ q, q.sum(0))`` (float64); the posterior is kept for
         :meth:`last_posterior`.
         """
+        self._q = None  # (the previous posteriors: freed before the new ones are made)
         k = table.shape[1]
         if k == 2:
             return self._e_step_two(table, offset)
@@ -356,7 +357,9 @@ class NumpyBackend:
         two = bool(parts) and isinstance(parts[0][0], tuple)
         k = 2 if two else (parts[0][0].shape[1] if parts else 0)
         out = np.empty((self.n, k), dtype=np.float64)
-        for blk, (q, free) in zip(self.blocks, parts, strict=True):
+        for i, blk in enumerate(self.blocks):
+            q, free = parts[i]
+            parts[i] = None  # freed block by block: the peak is the result plus one block
             if two:
                 out[blk.a : blk.b, 0] = q[0]
                 out[blk.a : blk.b, 1] = q[1]
@@ -433,6 +436,8 @@ def _sum64(a: np.ndarray) -> float:
 
 
 def _col_sum64(q: np.ndarray) -> np.ndarray:
+    if q.shape[1] > 16:  # (see col_sum)
+        return q.sum(axis=0, dtype=np.float64)
     return np.array([_sum64(q[:, c]) for c in range(q.shape[1])])
 
 
