@@ -2,23 +2,24 @@
 of one read pass over the votes.
 
 Synthetic Dawid-Skene votes (``make_dawid_skene(n, 20, k, coverage=0.5, accuracy=(0.55,
-0.75))``, seed 0, k = 2; ``--n`` items, default 2e5, i.e. about 2e6 votes). The *read pass* is one streaming read of
-the votes as the Dawid-Skene design matrix stores them: int32 column indices and float64
-values, 12 bytes a vote (``np.add.reduce`` of the values, ``np.bitwise_or.reduce`` of the
-indices; median of 7). An aggregator's *time per iteration* is measured from two fits that
-differ only in ``max_iter`` (``tol=0`` where it has one, so that both run to ``max_iter``):
-``(min t(max_iter=b) - min t(max_iter=a)) / (n_iter_b - n_iter_a)``, minima over
-``--repeats`` (3) fits each, so the fixed costs (conversion, initialisation, source checks,
-posteriors) cancel; ``b - a`` is chosen from a probe so that the extra iterations take
-about ``--budget`` seconds (1.5). A difference below the fixed costs' jitter is reported as
-such. The
-ratio is the number of read passes one iteration costs; EM's floor is about 2 (the E-step
-and the M-step each read every vote once).
+0.75))``, seed 0, k = 2; ``--n`` items, default 2e5, i.e. about 2e6 votes). The *read
+pass* is one streaming read of the votes as the Dawid-Skene design matrix stores them:
+int32 column indices and float64 values, 12 bytes a vote (``np.add.reduce`` of the values,
+``np.bitwise_or.reduce`` of the indices; median of 7). An aggregator's *time per
+iteration* is measured from two fits that differ only in ``max_iter`` (``tol=0`` where it
+has one, so that both run to ``max_iter``): ``(min t(max_iter=b) - min t(max_iter=a)) /
+(n_iter_b - n_iter_a)``, minima over ``--repeats`` (3) fits each, so the fixed costs
+(conversion, initialisation, source checks, posteriors) cancel; ``b - a`` is chosen from a
+probe so that the extra iterations take about ``--budget`` seconds (1.5). A difference
+below the fixed costs' jitter is reported as such. The ratio is the number of read passes
+one iteration costs; EM's floor is about 2 (the E-step and the M-step each read every vote
+once).
 
 Every registered aggregator with a ``max_iter`` parameter is timed (the non-iterative ones,
 and ``auto``, which fits others, are listed as such). ``adversarial`` iterates over the
 distinct vote patterns (its grouping is a single pass, outside the iteration), not over the
-votes, and gets the last ``n/20`` items' true labels. All pinned to one thread; ``load_1m``
+votes, and gets the last ``n/20`` items' true labels; ``matrix-completion`` and ``mmsr``
+iterate over moment / covariance matrices built in one pass. All pinned to one thread; ``load_1m``
 is the 1-minute load average at the start of each row.
 
 Usage::
@@ -57,6 +58,7 @@ _NOT_OVER_VOTES = {
     "adversarial": "iterations over the distinct vote patterns (grouped in one pass), "
                    "labels for n/20 items",
     "matrix-completion": "iterations over the (m k)^2 moment matrix (one pass to build it)",
+    "mmsr": "iterations over the m x m worker covariance (one pass to build it)",
 }
 
 

@@ -356,7 +356,7 @@ def _votes(draw, binary):
 
 
 _KINDS = ["dtype", "stray", "k_given", "long", "long_bad", "series"]
-_EXAMPLES = {"auto": 4, "mmsr": 6}
+_EXAMPLES = {"auto": 10, "mmsr": 12}
 
 
 def _check_one(name, data):
@@ -440,7 +440,7 @@ def _check_one(name, data):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_aggregator_on_unchecked_inputs(name):
-    @settings(max_examples=_EXAMPLES.get(name, 14), deadline=None, database=None,
+    @settings(max_examples=_EXAMPLES.get(name, 30), deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(data=st.data())
     def run(data):
