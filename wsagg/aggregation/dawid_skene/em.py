@@ -138,8 +138,14 @@ def one_hot(lm: LabelMatrix, dtype: Any = np.float64) -> sp.csr_matrix:
 
 
 def column_sums(X: sp.csr_matrix) -> np.ndarray:
-    """Column sums of ``X`` (float64): one pass over its indices and values."""
-    return bincount_chunked(X.indices, X.data, X.shape[1])
+    """Column sums of ``X`` (float64): one pass over its indices and values, as the product
+    ``X.T @ 1`` (scipy's kernel is about 4x faster than a weighted ``np.bincount``; the sums
+    of whole vote counts are exact either way)."""
+    if X.nnz == 0:
+        return np.zeros(X.shape[1])
+    if X.dtype != np.float64:  # (a float32 running sum is exact only up to 2^24 votes)
+        return bincount_chunked(X.indices, X.data, X.shape[1])
+    return np.asarray(X.T @ np.ones(X.shape[0]))
 
 
 def column_counts(V: sp.csr_matrix, m: int, k: int, sums: np.ndarray | None = None

@@ -257,7 +257,10 @@ class NumpyBackend:
         """Column sums ``c`` of ``X`` (vote counts per outcome column), float64, cached."""
         if self._colsum is None:
             X = self.X
-            self._colsum = bincount_chunked(X.indices, X.data, X.shape[1])
+            if X.dtype == np.float64:  # X.T @ 1 (see em.column_sums)
+                self._colsum = np.asarray(X.T @ np.ones(X.shape[0]))
+            else:
+                self._colsum = bincount_chunked(X.indices, X.data, X.shape[1])
         return self._colsum
 
     # -- the E-step ----------------------------------------------------------------------
