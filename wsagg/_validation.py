@@ -14,8 +14,11 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from typing import Any
 
-__all__ = ["user_stacklevel", "warn"]
+import numpy as np
+
+__all__ = ["resolve_class_balance", "user_stacklevel", "warn"]
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -34,3 +37,29 @@ def user_stacklevel() -> int:
 def warn(message: str, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn(message, category)`` attributed to the user's line."""
     warnings.warn(message, category, stacklevel=user_stacklevel())
+
+
+def resolve_class_balance(class_balance: Any, k: int, known: np.ndarray | None) -> Any:
+    """The fixed class prior named by a ``class_balance`` parameter, or ``None`` when it is
+    ``"learned"``: ``"auto"`` is the class frequencies of the known labels (add-one when a
+    class has none) or uniform without them, ``"uniform"`` uniform, else ``k`` positive
+    probabilities summing to 1 (renormalised)."""
+    cb = class_balance
+    if isinstance(cb, str):
+        if cb == "learned":
+            return None
+        if cb == "auto" and known is not None and (known >= 0).any():
+            counts = np.bincount(known[known >= 0], minlength=k).astype(np.float64)
+            if (counts == 0).any():
+                counts += 1.0
+            return counts / counts.sum()
+        return np.full(k, 1.0 / k)
+    p = np.asarray(cb, dtype=np.float64)
+    if p.shape != (k,) or not np.all(np.isfinite(p)) or (p <= 0).any() or not np.isclose(
+        p.sum(), 1.0
+    ):
+        raise ValueError(
+            f"class_balance must be 'auto', 'uniform', 'learned' or {k} positive "
+            f"probabilities summing to 1; got {cb!r}."
+        )
+    return p / p.sum()

@@ -104,6 +104,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from wsagg._validation import resolve_class_balance
 from wsagg.base import BaseAggregator
 from wsagg.labels import LabelMatrix
 
@@ -380,25 +381,7 @@ class MatrixCompletion(BaseAggregator):
     # -- validation ----------------------------------------------------------------------
     def _prior(self, k: int, y: np.ndarray | None) -> np.ndarray | None:
         """The fixed class prior, or ``None`` when it is learned."""
-        cb = self.class_balance
-        if isinstance(cb, str):
-            if cb == "learned":
-                return None
-            if cb == "auto" and y is not None and (y >= 0).any():
-                counts = np.bincount(y[y >= 0], minlength=k).astype(np.float64)
-                if (counts == 0).any():
-                    counts += 1.0
-                return counts / counts.sum()
-            return np.full(k, 1.0 / k)
-        p = np.asarray(cb, dtype=np.float64)
-        if p.shape != (k,) or not np.all(np.isfinite(p)) or (p <= 0).any() or not np.isclose(
-            p.sum(), 1.0
-        ):
-            raise ValueError(
-                f"class_balance must be 'auto', 'uniform', 'learned' or {k} positive "
-                f"probabilities summing to 1; got {cb!r}."
-            )
-        return p / p.sum()
+        return resolve_class_balance(self.class_balance, k, y)
 
     def _precisions(self, m: int) -> np.ndarray:
         prec = np.asarray(self.prec_init, dtype=np.float64)

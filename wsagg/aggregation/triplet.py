@@ -86,6 +86,7 @@ from scipy.special import log_expit, logsumexp
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from wsagg._validation import resolve_class_balance
 from wsagg.base import BaseAggregator
 from wsagg.labels import LabelMatrix
 
@@ -330,25 +331,7 @@ class Triplet(BaseAggregator):
         self.random_state = random_state
 
     def _fixed_prior(self, k: int, known: np.ndarray | None) -> np.ndarray | None:
-        cb = self.class_balance
-        if isinstance(cb, str):
-            if cb == "learned":
-                return None
-            if cb == "auto" and known is not None:
-                counts = np.bincount(known[known >= 0], minlength=k).astype(np.float64)
-                if (counts == 0).any():
-                    counts += 1.0
-                return counts / counts.sum()
-            return np.full(k, 1.0 / k)
-        p = np.asarray(cb, dtype=np.float64)
-        if p.shape != (k,) or not np.all(np.isfinite(p)) or (p <= 0).any() or not np.isclose(
-            p.sum(), 1.0
-        ):
-            raise ValueError(
-                f"class_balance must be 'auto', 'uniform', 'learned' or {k} positive "
-                f"probabilities summing to 1; got {cb!r}."
-            )
-        return p / p.sum()
+        return resolve_class_balance(self.class_balance, k, known)
 
     # -- fitting -------------------------------------------------------------------------
     def _fit(self, lm: LabelMatrix, y: np.ndarray | None) -> None:
