@@ -851,3 +851,49 @@ def test_chunked_predict_memory():
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < p.nbytes + 16 * 2**20, peak
+
+
+def test_fixed_class_prior_binds_under_abstain_model(monkeypatch):
+    """Issue 15, pattern (d): under abstain="model" the abstain terms are a free class bias,
+    so a fixed class_prior used to change little: the voting rates absorbed it. Now the fixed
+    prior is the posteriors' class marginal; EM's objective still never decreases, and
+    predict_proba on the training rows gives the fit's posteriors (the offsets are kept)."""
+    from wsagg.aggregation.dawid_skene import estimator as est_mod
+
+    rng = np.random.default_rng(0)
+    n = 3_000
+    y = (rng.random(n) < 0.4).astype(int)
+    cols = []
+    for j in range(6):  # unipolar sources: each fires (almost) only on its class
+        c = j % 2
+        rate = 0.7 if c == 0 else 0.12
+        fire = ((y == c) & (rng.random(n) < rate)) | ((y != c) & (rng.random(n) < 0.03))
+        cols.append(np.where(fire, c, -1))
+    L = np.stack(cols, axis=1)
+    prior = np.array([0.75, 0.25])
+    with monkeypatch.context() as mp:  # the old behaviour: the prior enters, does not bind
+        mp.setattr(est_mod, "binds_prior", lambda hp: False)
+        old = DawidSkene(abstain="model", class_prior=prior).fit_predict_proba(L)
+    assert abs(old.mean(axis=0)[1] - prior[1]) > 0.05  # (absorbed by the voting rates)
+    bound = DawidSkene(abstain="model", class_prior=prior)
+    proba = bound.fit_predict_proba(L)
+    np.testing.assert_allclose(proba.mean(axis=0), prior, atol=1e-6)
+    np.testing.assert_allclose(bound.class_prior_, prior)
+    h = bound.log_likelihood_history_
+    assert bound.converged_ and np.all(np.diff(h) >= -1e-9 * np.abs(h[:-1]))
+    np.testing.assert_allclose(bound.predict_proba(L), proba, atol=1e-10)
+    # semi-supervised: the known items stay clamped and the marginal still binds
+    yk = np.where(np.arange(n) % 10 == 0, y, -1)
+    q = DawidSkene(abstain="model", class_prior=prior).fit_predict_proba(L, yk)
+    q[yk >= 0] = np.eye(2)[yk[yk >= 0]]  # (the output is unclamped; the constraint is not)
+    np.testing.assert_allclose(q.mean(axis=0), prior, atol=1e-6)
+    # abstain="ignore" is unchanged: there the prior enters the E-step as a plain prior
+    ign = DawidSkene(abstain="ignore", class_prior=prior).fit(L)
+    assert ign._params.prior_offset is None
+
+
+def test_binding_prior_refuses_a_partitioned_fit():
+    da = pytest.importorskip("dask.array", reason="the dask extra is not installed")
+    L = np.array([[0, -1], [1, 1], [-1, 0], [1, -1]] * 10)
+    with pytest.raises(ValueError, match="fit in memory"):
+        DawidSkene(abstain="model", class_prior=[0.5, 0.5]).fit(da.from_array(L, chunks=(8, -1)))

@@ -29,6 +29,8 @@ __all__ = [
     "Design",
     "EMResult",
     "Params",
+    "bind_marginal",
+    "binds_prior",
     "build_design",
     "column_counts",
     "column_sums",
@@ -52,6 +54,9 @@ class Params:
     log_prior: np.ndarray  # (k,)
     log_vote: np.ndarray | None = None  # (m, k): log a_j[c]   ("model" only)
     log_abst: np.ndarray | None = None  # (m, k): log(1 - a_j[c])
+    # (k,): the class offsets that make a fixed class prior bind ("model" only, see
+    # binds_prior); added to the log prior in the E-step and at prediction
+    prior_offset: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -196,6 +201,8 @@ def log_parameter_table(p: Params, d: Design) -> tuple[np.ndarray, np.ndarray]:
     m, k = d.m, d.k
     conf_t = np.transpose(p.log_conf, (0, 2, 1))  # (m, l, c)
     offset = p.log_prior.copy()
+    if p.prior_offset is not None:
+        offset += p.prior_offset
     if p.log_vote is None:
         return conf_t.reshape(m * k, k), offset
     assert p.log_abst is not None
@@ -216,6 +223,55 @@ def _counts(stats: np.ndarray, d: Design) -> tuple[np.ndarray, np.ndarray]:
 
 def _safe_log(x: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(x, _FLOOR))
+
+
+def binds_prior(hp: dict[str, Any]) -> bool:
+    """Whether a fixed ``class_prior`` is imposed as the class marginal of the posteriors.
+
+    Under ``abstain="model"`` the abstain terms :math:`b_c = \\sum_j \\log(1 - a_j[c])`
+    act as a free per-class bias: a fixed prior :math:`\\pi` is absorbed by the voting
+    rates and changes (almost) nothing. There the fixed prior is imposed as posterior
+    regularization imposes an expectation constraint (Ganchev, Graca, Gillenwater & Taskar
+    2010, JMLR 11): the E-step posterior is the member of
+    :math:`Q = \\{q : \\sum_i q_i = n\\pi\\}` (known items clamped) closest in KL to the
+    model's posterior, :math:`q_{ic} \\propto p(y_i = c \\mid \\text{votes}_i)\\,
+    e^{\\delta_c}` with :math:`\\delta` minimising the convex dual
+    :math:`G(\\delta) = \\sum_{i\\ \\text{unknown}} \\mathrm{LSE}_c(\\log p_{ic} + \\delta_c) -
+    (n\\pi - K)\\cdot\\delta` (:func:`bind_marginal`; ``K``: the known items' class counts).
+    EM then ascends :math:`F = \\log p(\\text{votes}) + \\min_\\delta G(\\delta)`, monotonically;
+    the final :math:`\\delta` is kept for prediction."""
+    return hp["class_prior"] is not None and hp["abstain"] == "model"
+
+
+def bind_marginal(
+    log_p: np.ndarray, base_counts: np.ndarray, target_counts: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Class offsets ``delta`` with ``base_counts + sum_i softmax(log_p_i + delta) =
+    target_counts`` (see :func:`binds_prior`), and ``G(delta) <= 0``.
+
+    ``log_p``: ``(n_free, k)`` normalised log posteriors of the free items. A target share
+    the known items already exceed is clipped to them (then the constraint is met as
+    closely as it can be). Solved by scipy's trust-region Newton method on the convex dual.
+    """
+    from scipy.optimize import minimize
+    from scipy.special import logsumexp, softmax
+
+    k = log_p.shape[1]
+    free = np.maximum(target_counts - base_counts, 1e-9 * max(log_p.shape[0], 1))
+    free *= log_p.shape[0] / free.sum()
+
+    def fun(delta: np.ndarray) -> tuple[float, np.ndarray]:
+        z = log_p + delta
+        return float(logsumexp(z, axis=1).sum() - free @ delta), softmax(z, axis=1).sum(0) - free
+
+    def hess(delta: np.ndarray) -> np.ndarray:
+        q = softmax(log_p + delta, axis=1)
+        return np.diag(q.sum(0)) - q.T @ q + np.full((k, k), 1e-12)
+
+    res = minimize(fun, np.zeros(k), jac=True, hess=hess, method="trust-exact",
+                   options={"gtol": 1e-10 * max(log_p.shape[0], 1), "maxiter": 200})
+    delta = res.x - res.x.mean()
+    return delta, min(float(res.fun), 0.0)
 
 
 def m_step(
@@ -321,7 +377,7 @@ def params_from_vector(x: np.ndarray, like: Params, hp: dict[str, Any]) -> Param
         pos += k
     else:
         log_prior = like.log_prior.copy()
-    out = Params(log_conf=log_conf, log_prior=log_prior)
+    out = Params(log_conf=log_conf, log_prior=log_prior, prior_offset=like.prior_offset)
     if like.log_vote is not None:
         z = x[pos : pos + m * k].reshape(m, k)
         out.log_vote = _log_sigmoid(z)

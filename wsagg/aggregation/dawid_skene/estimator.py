@@ -73,6 +73,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from wsagg._logging import get_logger, verbose_log
 from wsagg._validation import warn
 from wsagg.aggregation.dawid_skene.backends import make_backend
 from wsagg.aggregation.dawid_skene.backends.numpy import (
@@ -84,6 +85,8 @@ from wsagg.aggregation.dawid_skene.em import (
     Design,
     EMResult,
     Params,
+    bind_marginal,
+    binds_prior,
     build_design,
     column_counts,
     column_sums,
@@ -101,6 +104,8 @@ from wsagg.exceptions import PriorCollapseWarning
 from wsagg.labels import LabelMatrix
 
 __all__ = ["DawidSkene", "PriorCollapseWarning"]
+
+_log = get_logger(__name__)
 
 _FLOOR = 1e-300  # log floor: only reached with smoothing=0 and an empty count
 _COLLAPSE = 0.2  # a prior below a fifth of the reference share is a collapse
@@ -170,7 +175,8 @@ def _select_diagonal(
                 hp_g = {**hp, "diagonal_smoothing": float(dg)}
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", ConvergenceWarning)
-                    proba = est._em_in_memory(backend, design, q0, hp_g)[1][held]
+                    proba = est._em_in_memory(backend, design, q0, hp_g,
+                                              known_f)[1][held]
                 y_held = known[held]
                 correct[g] += np.count_nonzero(proba.argmax(axis=1) == y_held)
                 loglik[g] += np.log(
@@ -190,6 +196,42 @@ def _select_diagonal(
         "n_scored": n_scored,
         "chosen": float(grid[order[0]]),
     }
+
+
+class _BoundPrior:
+    """The E-step of a binding fixed class prior (:func:`.em.binds_prior`) on a backend:
+    the backend's E-step, then the posterior projected onto :math:`\\sum_i q_i = n\\pi`
+    (:func:`.em.bind_marginal`; known items stay clamped), whose M-step statistics it
+    returns. Keeps the offsets and the unclamped projected posterior of the last call."""
+
+    def __init__(self, backend: Any, known: np.ndarray | None, prior: np.ndarray) -> None:
+        self.backend = backend
+        n, k = int(backend.n), prior.shape[0]
+        self.target = n * prior
+        self.known_idx = np.flatnonzero(known >= 0) if known is not None else np.zeros(0, int)
+        self.known_y = known[self.known_idx] if known is not None else np.zeros(0, int)
+        self.base = np.bincount(self.known_y, minlength=k).astype(np.float64)
+        self.free = np.ones(n, dtype=bool)
+        self.free[self.known_idx] = False
+        self.delta = np.zeros(k)
+        self.q: np.ndarray | None = None
+
+    def e_step(self, table: np.ndarray, offset: np.ndarray) -> tuple[float, np.ndarray,
+                                                                      np.ndarray]:
+        from scipy.special import log_softmax
+
+        loglik, _, _ = self.backend.e_step(table, offset)
+        log_p = np.log(np.maximum(self.backend.last_posterior(), _FLOOR))
+        self.delta, gap = bind_marginal(log_p[self.free], self.base, self.target)
+        q = np.exp(log_softmax(log_p + self.delta, axis=1))
+        self.q = q.copy()
+        q[self.known_idx] = 0.0
+        q[self.known_idx, self.known_y] = 1.0
+        return loglik + gap, self.backend.stats(q), q.sum(axis=0)
+
+    def last_posterior(self) -> np.ndarray:
+        assert self.q is not None
+        return self.q
 
 
 # ----------------------------------------------------------------------------------------
@@ -246,7 +288,12 @@ class DawidSkene(BaseAggregator):
         Dirichlet pseudo-count ``beta >= 0`` per class for the class prior.
     class_prior : array-like of shape (k,), optional
         If given, the class prior is fixed to it (positive, summing to 1) instead of being
-        learned.
+        learned. Under ``abstain="model"`` it *binds*: the abstain terms would otherwise act
+        as a free class bias that absorbs any fixed prior, so there the E-step posteriors
+        are projected (posterior regularization, Ganchev et al. 2010) onto the set whose
+        mean over the items is ``class_prior``; the class offsets of that projection are
+        kept and applied by :meth:`predict_proba` (see
+        :func:`wsagg.aggregation.dawid_skene.em.binds_prior`). In-memory fits only.
     init : {"majority"}, default="majority"
         Initial posterior: the soft majority vote (items without votes: uniform).
     n_init : int, default=1
@@ -289,7 +336,9 @@ class DawidSkene(BaseAggregator):
     random_state : int, RandomState or None
         Seeds the restarts of ``n_init`` and ``tie_break="random"``.
     verbose : int, default=0
-        ``1``: one line per run; ``2``: one line per iteration.
+        ``1``: one line per run; ``2``: one line per iteration. The lines are records of
+        the ``wsagg.aggregation.dawid_skene.estimator`` logger (INFO per run, DEBUG per
+        iteration); with no logging configured they are written to stderr.
 
     Attributes
     ----------
@@ -514,12 +563,13 @@ class DawidSkene(BaseAggregator):
                 del q_start
                 if run == self.n_init - 1:
                     q0 = None  # (not needed any more: its memory is free for the EM)
-                result, proba = self._em_from_stats(backend, design, stats0, qsum0, hp)
-                if self.verbose:
-                    print(
-                        f"[DawidSkene] run {run}: objective {result.objective:.6f} after "
-                        f"{result.n_iter} iterations, converged={result.converged}"
-                    )
+                result, proba = self._em_from_stats(backend, design, stats0, qsum0, hp,
+                                                    known)
+                verbose_log(
+                    _log, self.verbose, 1,
+                    f"[DawidSkene] run {run}: objective {result.objective:.6f} after "
+                    f"{result.n_iter} iterations, converged={result.converged}",
+                )
                 if best is None or result.objective > best[0].objective:
                     best = result, proba
         finally:
@@ -578,24 +628,29 @@ class DawidSkene(BaseAggregator):
         self.diagonal_smoothing_ = hp["diagonal_smoothing"]
 
     def _em_in_memory(
-        self, backend: Any, design: Design, q0: np.ndarray, hp: dict[str, Any]
+        self, backend: Any, design: Design, q0: np.ndarray, hp: dict[str, Any],
+        known: np.ndarray | None = None,
     ) -> tuple[EMResult, np.ndarray]:
         """:meth:`_run_em` on an in-memory backend from the posterior ``q0``; also returns
         the unclamped posterior of the last E-step."""
         return self._em_from_stats(backend, design, backend.stats(q0), backend.sum_rows(q0),
-                                   hp)
+                                   hp, known)
 
     def _em_from_stats(
         self, backend: Any, design: Design, stats0: np.ndarray, qsum0: np.ndarray,
-        hp: dict[str, Any],
+        hp: dict[str, Any], known: np.ndarray | None = None,
     ) -> tuple[EMResult, np.ndarray]:
-        """:meth:`_em_in_memory` from the initial posterior's statistics."""
+        """:meth:`_em_in_memory` from the initial posterior's statistics (``known``: the
+        clamped labels the backend was built with)."""
         f32 = str(getattr(backend, "dtype", "")) in ("float32", "torch.float32")
+        source = _BoundPrior(backend, known, hp["class_prior"]) if binds_prior(hp) else backend
         result = self._run_em(
-            backend.e_step, stats0, qsum0, design, hp, backend.n,
+            source.e_step, stats0, qsum0, design, hp, backend.n,
             min_tol=_F32_TOL if f32 else 0.0,
         )
-        return result, backend.last_posterior()
+        if source is not backend:  # (the last E-step was at the kept parameters)
+            result.params.prior_offset = source.delta
+        return result, source.last_posterior()
 
     def _squarem(
         self,
@@ -626,8 +681,8 @@ class DawidSkene(BaseAggregator):
             n_iter += 1
             history.append(obj1)
             last = p1
-            if self.verbose >= 2:
-                print(f"[{name}]   iter {n_iter}: objective {obj1:.8f} (EM step)")
+            verbose_log(_log, self.verbose, 2,
+                        f"[{name}]   iter {n_iter}: objective {obj1:.8f} (EM step)")
             if abs(obj1 - obj0) <= threshold:
                 converged = True
                 break
@@ -662,8 +717,8 @@ class DawidSkene(BaseAggregator):
             n_iter += 1
             history.append(obj2)
             last = cand
-            if self.verbose >= 2:
-                print(f"[{name}]   iter {n_iter}: objective {obj2:.8f} ({how})")
+            verbose_log(_log, self.verbose, 2,
+                        f"[{name}]   iter {n_iter}: objective {obj2:.8f} ({how})")
             if plain and abs(obj2 - obj1) <= threshold:
                 converged = True
                 break
@@ -710,8 +765,7 @@ class DawidSkene(BaseAggregator):
             loglik, stats, q_sum = e_step(*log_parameter_table(params, design))
             new = loglik + log_prior_density(params, hp)
             history.append(new)
-            if self.verbose >= 2:
-                print(f"[{name}]   iter {n_iter}: objective {new:.8f}")
+            verbose_log(_log, self.verbose, 2, f"[{name}]   iter {n_iter}: objective {new:.8f}")
             if abs(new - obj) <= threshold:
                 converged = True
                 break

@@ -34,6 +34,7 @@ from wsagg._validation import warn
 from wsagg.aggregation.dawid_skene.backends.numpy import NumpyBackend
 from wsagg.aggregation.dawid_skene.em import (
     Design,
+    binds_prior,
     build_design,
     initial_posterior,
     vote_counts,
@@ -120,6 +121,12 @@ def _fit_em(est: Any, parts: Any, runner: Runner) -> Any:
             f"d={hp['diagonal_smoothing']:g}. Pass diagonal_smoothing=<float> (e.g. the "
             "diagonal_smoothing_ of an in-memory fit on a sample) to choose it.",
             UserWarning)
+    if binds_prior(hp):
+        raise ValueError(
+            "class_prior with abstain='model' is imposed as the class marginal of the "
+            "posteriors (posterior regularization), which needs every item's posterior at "
+            "each E-step; fit in memory, or pass abstain='ignore' for a partitioned fit."
+        )
     separate = est.abstain_ == "model" and bool(inits["repeats"])
     design = Design(None, m, k, separate)  # type: ignore[arg-type]  # X lives on workers
     stats0 = total("stats")
