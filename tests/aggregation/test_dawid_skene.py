@@ -897,3 +897,44 @@ def test_binding_prior_refuses_a_partitioned_fit():
     L = np.array([[0, -1], [1, 1], [-1, 0], [1, -1]] * 10)
     with pytest.raises(ValueError, match="fit in memory"):
         DawidSkene(abstain="model", class_prior=[0.5, 0.5]).fit(da.from_array(L, chunks=(8, -1)))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_population_shrinkage_on_sparse_workers(seed):
+    """Issue 15, pattern (b): 400 workers with ~6 votes each. A full confusion matrix per
+    worker overfits; the hierarchical prior (shrinkage="population") pools them and must beat
+    both the full model and the one-coin model, in accuracy and in log loss."""
+    d = make_dawid_skene(600, 400, 4, coverage=0.01, accuracy=(0.5, 0.8), random_state=seed)
+
+    def score(**kw):
+        p = DawidSkene(**kw).fit_predict_proba(d.L)
+        acc = float(np.mean(p.argmax(1) == d.y))
+        nll = float(-np.log(np.clip(p[np.arange(d.y.size), d.y], 1e-12, 1)).mean())
+        return acc, nll
+
+    full, coin, shrunk = score(), score(model="one-coin"), score(shrinkage="population")
+    assert shrunk[0] > full[0] + 0.03 and shrunk[0] > coin[0]
+    assert shrunk[1] < 0.75 * min(full[1], coin[1])
+
+
+def test_population_shrinkage_is_vote_count_aware():
+    """A worker with 3 votes stays near the population's rows; one with 2,000 follows its own
+    counts; the learned strength is finite and positive."""
+    d = make_dawid_skene(2_000, 30, 3, coverage=np.r_[[1.0] * 5, [0.0015] * 25],
+                         accuracy=(0.55, 0.85), random_state=0)
+    ds = DawidSkene(shrinkage="population").fit(d.L)
+    alpha = ds.shrinkage_strength_
+    assert alpha is not None and 0 < alpha < 1e5
+    votes = np.bincount(d.L.source, minlength=30)
+    mu = ds._params.population
+    conf = ds.confusion_
+    sparse = np.flatnonzero((votes > 0) & (votes <= 5))
+    dense = np.flatnonzero(votes >= 1000)
+    assert sparse.size and dense.size
+    to_pop = lambda j: np.abs(conf[j] - mu).max()  # noqa: E731
+    own = lambda j: np.abs(conf[j] - d.confusion[j]).max()  # noqa: E731
+    assert max(to_pop(j) for j in sparse) < min(to_pop(j) for j in dense)
+    assert max(own(j) for j in dense) < 0.05
+    with pytest.raises(ValueError, match="one-coin"):
+        DawidSkene(shrinkage="population", model="one-coin").fit(d.L)
+    assert DawidSkene().fit(d.L).shrinkage_strength_ is None

@@ -41,6 +41,7 @@ __all__ = [
     "one_hot",
     "params_from_vector",
     "params_to_vector",
+    "population_prior",
     "resolve_abstain",
     "vote_counts",
 ]
@@ -57,6 +58,10 @@ class Params:
     # (k,): the class offsets that make a fixed class prior bind ("model" only, see
     # binds_prior); added to the log prior in the E-step and at prediction
     prior_offset: np.ndarray | None = None
+    # hierarchical shrinkage (shrinkage="population"): the population's confusion rows mu
+    # (k, k) and the learned strength alpha of the Dir(alpha mu_c) prior on each source's row
+    population: np.ndarray | None = None
+    shrinkage_strength: float | None = None
 
 
 @dataclass(frozen=True)
@@ -274,6 +279,48 @@ def bind_marginal(
     return delta, min(float(res.fun), 0.0)
 
 
+def population_prior(
+    N: np.ndarray, smoothing: float, diagonal_smoothing: float
+) -> tuple[np.ndarray, float]:
+    """Empirical-Bayes population prior of the confusion rows (``shrinkage="population"``).
+
+    Hierarchical Dawid-Skene (Paun, Carpenter, Chamberlain, Hovy, Kruschwitz & Poesio 2018,
+    *Comparing Bayesian models of annotation*, TACL 6): source ``j``'s row
+    :math:`\\Theta_j[c, \\cdot] \\sim \\mathrm{Dir}(\\alpha\\,\\mu_c)` around a population
+    row :math:`\\mu_c`. Given the expected counts ``N`` (``(m, k, k)``, the E-step's), the
+    population rows are the pooled rows (with the ``smoothing`` and ``diagonal_smoothing``
+    pseudo-counts) and :math:`\\alpha` maximises the Dirichlet-multinomial marginal
+    likelihood :math:`\\sum_{j,c} \\log \\mathrm{DirMult}(N_{jc\\cdot} \\mid \\alpha\\mu_c)`
+    (a 1-D bounded search in :math:`\\log\\alpha \\in [\\log 10^{-2}, \\log 10^{5}]`,
+    scipy). The row estimate is then the posterior mean
+    :math:`(N_{jcl} + \\alpha\\mu_{cl}) / (n_{jc} + \\alpha)`: a source with few votes stays
+    near the population, one with many follows its own counts (vote-count-aware
+    shrinkage, of strength learned from the data)."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import gammaln
+
+    k = N.shape[1]
+    pooled = N.sum(axis=0) + smoothing + diagonal_smoothing * np.eye(k)
+    pooled = np.maximum(pooled, _FLOOR)
+    mu = pooled / pooled.sum(axis=1, keepdims=True)
+    n_jc = N.sum(axis=2)
+    rows = n_jc > 0  # (rows without votes do not inform alpha)
+    Nr, nr = N[rows], n_jc[rows]  # (r, k), (r,)
+    mur = np.broadcast_to(mu[None], (N.shape[0], k, k))[rows]
+    if nr.size == 0:
+        return mu, 1.0
+
+    def nll(log_alpha: float) -> float:
+        a = np.exp(log_alpha)
+        am = a * mur
+        ll = gammaln(a) - gammaln(a + nr) + (gammaln(am + Nr) - gammaln(am)).sum(axis=1)
+        return -float(ll.sum())
+
+    res = minimize_scalar(nll, bounds=(np.log(1e-2), np.log(1e5)), method="bounded",
+                          options={"xatol": 1e-3})
+    return mu, float(np.exp(res.x))
+
+
 def m_step(
     stats: np.ndarray,
     q_sum: np.ndarray,
@@ -292,6 +339,9 @@ def m_step(
         acc = np.where(votes + k * s + dg > 0, acc, 1.0 / k)
         wrong = (1.0 - acc) / (k - 1)
         conf = wrong[:, None, None] * (1 - eye) + acc[:, None, None] * eye
+    elif hp.get("shrinkage") == "population":
+        mu, alpha = population_prior(N, s, dg)
+        conf = (N + alpha * mu[None]) / (N.sum(axis=2, keepdims=True) + alpha)
     else:
         num = N + s + dg * eye
         den = num.sum(axis=2, keepdims=True)
@@ -302,6 +352,8 @@ def m_step(
         prior = (q_sum + beta) / (q_sum.sum() + k * beta)
         log_prior = _safe_log(prior)
     p = Params(log_conf=_safe_log(conf), log_prior=log_prior)
+    if hp.get("shrinkage") == "population" and hp["model"] != "one-coin":
+        p.population, p.shrinkage_strength = mu, alpha
     if hp["abstain"] == "model":
         vote = (A + s) / np.maximum(q_sum[None, :] + 2 * s, _FLOOR)
         vote = np.clip(vote, 0.0, 1.0)
@@ -318,6 +370,9 @@ def log_prior_density(p: Params, hp: dict[str, Any]) -> float:
     if hp["model"] == "one-coin":
         acc = np.exp(np.einsum("jcc->jc", p.log_conf)[:, 0])
         out += float((s + dg) * _safe_log(acc).sum() + (k - 1) * s * _safe_log(1 - acc).sum())
+    elif p.population is not None and p.shrinkage_strength is not None:
+        # the Dir(alpha mu_c) kernel of each source's rows at the current hyperparameters
+        out += float(p.shrinkage_strength * np.einsum("cl,jcl->", p.population, p.log_conf))
     else:
         out += float(s * p.log_conf.sum() + dg * np.einsum("jcc->", p.log_conf))
     if hp["class_prior"] is None:
@@ -377,7 +432,8 @@ def params_from_vector(x: np.ndarray, like: Params, hp: dict[str, Any]) -> Param
         pos += k
     else:
         log_prior = like.log_prior.copy()
-    out = Params(log_conf=log_conf, log_prior=log_prior, prior_offset=like.prior_offset)
+    out = Params(log_conf=log_conf, log_prior=log_prior, prior_offset=like.prior_offset,
+                 population=like.population, shrinkage_strength=like.shrinkage_strength)
     if like.log_vote is not None:
         z = x[pos : pos + m * k].reshape(m, k)
         out.log_vote = _log_sigmoid(z)

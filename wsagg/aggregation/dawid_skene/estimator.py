@@ -284,6 +284,19 @@ class DawidSkene(BaseAggregator):
         scores are in ``cv_results_``. Without known labels ``"auto"`` means ``d = 0.1``:
         a weak prior, a tenth of a vote per confusion row, next to which any source's
         counts dominate (close to the 1979 maximum-likelihood estimate).
+    shrinkage : {None, "population"}, default=None
+        ``None``: each source's confusion rows get only the ``smoothing`` /
+        ``diagonal_smoothing`` pseudo-counts. ``"population"`` (``model="full"`` only):
+        hierarchical Dawid-Skene (Paun et al. 2018): every row has a
+        :math:`\\mathrm{Dir}(\\alpha\\mu_c)` prior around the population's pooled row
+        :math:`\\mu_c`, with the strength :math:`\\alpha` learned by empirical Bayes
+        (Dirichlet-multinomial marginal likelihood of the expected counts) at each M-step,
+        and the row estimate is the posterior mean — so a worker with five votes stays close
+        to the population instead of getting a full confusion matrix of its own
+        (:func:`wsagg.aggregation.dawid_skene.em.population_prior`). The learned
+        :math:`\\alpha` is ``shrinkage_strength_``. With hyperparameters re-estimated inside
+        EM the objective is not guaranteed to increase at every step (the loop still stops
+        when it changes by less than ``tol``).
     prior_smoothing : float, default=1.0
         Dirichlet pseudo-count ``beta >= 0`` per class for the class prior.
     class_prior : array-like of shape (k,), optional
@@ -353,6 +366,9 @@ class DawidSkene(BaseAggregator):
         the last column is the probability of abstaining and rows sum to 1 over ``k+1``
         outcomes.
     class_prior_ : ndarray of shape (k,)
+    shrinkage_strength_ : float or None
+        With ``shrinkage="population"``: the learned strength :math:`\\alpha` of the
+        population prior (pseudo-votes per confusion row); else ``None``.
     diagonal_smoothing_ : float
         The diagonal pseudo-count used (``diagonal_smoothing`` with ``"auto"`` resolved).
     cv_results_ : dict or None
@@ -399,6 +415,7 @@ class DawidSkene(BaseAggregator):
         "model": [StrOptions(set(_MODELS))],
         "smoothing": [Interval(Real, 0, None, closed="left")],
         "diagonal_smoothing": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        "shrinkage": [StrOptions({"population"}), None],
         "prior_smoothing": [Interval(Real, 0, None, closed="left")],
         "class_prior": ["array-like", None],
         "init": [StrOptions(set(_INITS))],
@@ -422,6 +439,7 @@ class DawidSkene(BaseAggregator):
         model: str = "full",
         smoothing: float = 0.01,
         diagonal_smoothing: float | str = "auto",
+        shrinkage: str | None = None,
         prior_smoothing: float = 1.0,
         class_prior: Any = None,
         init: str = "majority",
@@ -441,6 +459,7 @@ class DawidSkene(BaseAggregator):
         self.model = model
         self.smoothing = smoothing
         self.diagonal_smoothing = diagonal_smoothing
+        self.shrinkage = shrinkage
         self.prior_smoothing = prior_smoothing
         self.class_prior = class_prior
         self.init = init
@@ -464,6 +483,12 @@ class DawidSkene(BaseAggregator):
                 "The 'diagonal_smoothing' parameter of DawidSkene must be 'auto' or a finite "
                 f"float >= 0. Got {self.diagonal_smoothing!r} instead."
             )
+        if self.shrinkage is not None and self.model == "one-coin":
+            raise ValueError(
+                "shrinkage='population' shrinks full confusion matrices towards the "
+                "population's; model='one-coin' has one accuracy per source already. Use "
+                "model='full' or shrinkage=None."
+            )
         prior = None
         if self.class_prior is not None:
             prior = np.asarray(self.class_prior, dtype=np.float64)
@@ -486,6 +511,7 @@ class DawidSkene(BaseAggregator):
             "auto_diagonal": auto_diag,
             "prior_smoothing": float(self.prior_smoothing),
             "class_prior": prior,
+            "shrinkage": self.shrinkage,
         }
 
     # -- fitting -------------------------------------------------------------------------
@@ -784,6 +810,7 @@ class DawidSkene(BaseAggregator):
         self.log_likelihood_history_ = np.asarray(history)
         self.log_likelihood_ = float(history[-1])
         self.class_prior_ = np.exp(params.log_prior)
+        self.shrinkage_strength_ = params.shrinkage_strength
         conf = np.exp(params.log_conf)
         if params.log_vote is not None:
             vote = np.exp(params.log_vote)
@@ -835,7 +862,8 @@ class DawidSkene(BaseAggregator):
             c, text = problems[0]
             warn(
                 f"Prior collapse: the learned class prior disagrees with the data for "
-                f"{len({p[0] for p in problems})} class(es) (class {self.classes_[c]!r}: "
+                f"{len({p[0] for p in problems})} class(es) "
+                f"(class {np.asarray(self.classes_)[c].item()!r}: "
                 f"{text}). This is a degenerate fixed point, common on labeling-function "
                 "data that breaks conditional independence. Pass known labels y for some "
                 "items, fix class_prior, try abstain='model', or use AutoAggregator / "
