@@ -1,7 +1,7 @@
 """The one torch helper of wsagg: device resolution and scipy CSR -> torch CSR.
 
 Imported only by the torch code paths (``device=`` / ``solver="torch"``), never by
-``import wsagg``. Layer L0: imports nothing else of wsagg.
+``import wsagg``. Layer L0: imports only ``wsagg._optional``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from typing import Any
 
 import scipy.sparse as sp
 
+from wsagg._optional import import_optional
+
 __all__ = ["csr_tensor", "resolve_device"]
 
 
@@ -18,13 +20,7 @@ def resolve_device(device: Any) -> Any:
     """``torch.device(device)`` (``"auto"``: CUDA when available, else CPU), with one error
     type (``ValueError``) and one message for a bad name or a CUDA device that torch cannot
     see; a missing torch is an ``ImportError`` naming the extra."""
-    try:
-        import torch
-    except ImportError as err:  # pragma: no cover - torch is installed in dev
-        raise ImportError(
-            f"device={device!r} needs torch: pip install 'wsagg[torch]' (with the CPU or CUDA "
-            "build you want), or use the numpy path."
-        ) from err
+    torch = import_optional("torch", f"device={device!r}", alternative="or use the numpy path")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -45,7 +41,7 @@ def resolve_device(device: Any) -> Any:
 def csr_tensor(M: sp.spmatrix, device: Any) -> Any:
     """A float64 sparse CSR tensor on ``device`` from a scipy sparse matrix (32-bit indices
     when they fit)."""
-    import torch
+    torch = import_optional("torch", "A torch sparse tensor")
 
     M = sp.csr_matrix(M)
     if not M.has_canonical_format:

@@ -17,13 +17,35 @@ Every aggregator in wsagg is a :class:`sklearn.base.BaseEstimator` with
 * ``fit_predict_proba(L, y=None)`` and ``fit_predict(L, y=None)``.
 
 Fitted attributes end with an underscore: ``classes_``, ``n_classes_``, ``n_sources_``,
-``source_names_``, ``class_prior_``. Randomness comes only from ``random_state``.
+``source_names_``, ``class_prior_`` (and ``n_features_in_``, scikit-learn's name for
+``n_sources_``). Randomness comes only from ``random_state``.
+
+**Results shaped like the input.** A pandas DataFrame in (long format ``item, source,
+label`` / crowd-kit's ``task, worker, label``, or a wide frame with one column per source)
+gives pandas out: ``predict`` / ``fit_predict`` a Series named ``"label"`` indexed by item id
+(the index named like the item column, or the wide frame's index), ``predict_proba`` /
+``fit_predict_proba`` a DataFrame with one column per class (columns ``classes_``) and the
+same index. Arrays, sparse matrices and :class:`~wsagg.labels.LabelMatrix` in give NumPy
+arrays out.
+
+**Scoring** (``score(L, y)``): the accuracy of ``predict(L)`` on the items whose label in
+``y`` is known (``-1`` or NaN = unknown, ignored), ``y`` given as at ``fit``; so
+``sklearn.model_selection.cross_val_score(DawidSkene(), L, y)`` and ``GridSearchCV`` work
+without ``scoring=`` (each fold fits on its training rows' known labels and scores on the
+held-out rows' known labels).
+
+**scikit-learn tags** (``__sklearn_tags__``): the input is a label matrix of class ids
+(``categorical``; dense, sparse or a DataFrame), ``y`` is optional (``-1`` = unknown).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,7 +56,14 @@ from sklearn.utils.validation import check_is_fitted
 from wsagg._source_checks import check_sources
 from wsagg._validation import warn
 from wsagg.exceptions import AlignmentWarning
-from wsagg.labels import LabelMatrix, as_label_matrix, check_known_labels, check_memory
+from wsagg.labels import (
+    LabelMatrix,
+    as_label_matrix,
+    check_known_labels,
+    check_memory,
+    frame_item_index,
+    is_wide_frame,
+)
 
 __all__ = ["BaseAggregator", "break_ties"]
 
@@ -64,9 +93,149 @@ def break_ties(
     return np.argmax(np.where(is_max, noise, -1.0), axis=1)
 
 
+_PANDAS_METHODS = {
+    "predict": "labels", "fit_predict": "labels",
+    "predict_proba": "proba", "fit_predict_proba": "proba",
+}
+# .active: a pandas-out call runs on this thread; .frame: its input; .ids: the item ids of
+# that input's conversion (noted by _validate_fit / _validate_predict, so not recomputed)
+_PANDAS_CALL = threading.local()
+
+
+def _pandas_output(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a ``method(self, L, ...)`` returning an ``(n,)`` / ``(n, k)`` array so that a
+    pandas DataFrame ``L`` gives a Series / DataFrame indexed by item id. Only the outermost
+    call converts: inside it (a method calling another, an aggregator fitting others) every
+    call returns arrays, as the code expects."""
+
+    def decorate(method: Callable[..., Any]) -> Callable[..., Any]:
+        if getattr(method, "__wsagg_pandas__", False):
+            return method
+
+        @functools.wraps(method)
+        def wrapper(self: Any, L: Any, *args: Any, **kwargs: Any) -> Any:
+            import pandas as pd
+
+            if getattr(_PANDAS_CALL, "active", False) or not isinstance(L, pd.DataFrame):
+                return method(self, L, *args, **kwargs)
+            _PANDAS_CALL.active, _PANDAS_CALL.frame, _PANDAS_CALL.ids = True, L, None
+            try:
+                out = method(self, L, *args, **kwargs)
+                ids = _PANDAS_CALL.ids
+            finally:
+                _PANDAS_CALL.active, _PANDAS_CALL.frame, _PANDAS_CALL.ids = False, None, None
+            return _as_pandas(self, np.asarray(out), L, kind, ids)
+
+        wrapper.__wsagg_pandas__ = True  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def _note_items(L: Any, lm: LabelMatrix) -> None:
+    """Keep the item ids of the outermost pandas-out call's own input once converted."""
+    if getattr(_PANDAS_CALL, "frame", None) is L:
+        _PANDAS_CALL.ids = lm.item_ids
+
+
+def _as_pandas(est: Any, out: np.ndarray, df: Any, kind: str, ids: Any = None) -> Any:
+    """``out`` (one row per item of ``df``) as a Series / DataFrame indexed by item id
+    (``ids``: those of ``df``'s conversion, when noted)."""
+    import pandas as pd
+
+    if ids is not None and not is_wide_frame(df):
+        index = pd.Index(ids, name=frame_item_index(df.iloc[:0]).name)
+    else:
+        index = frame_item_index(df)
+    if out.shape[0] != len(index):  # pragma: no cover - the conversion keeps every item
+        raise RuntimeError(
+            f"{type(est).__name__} returned {out.shape[0]} rows for {len(index)} items."
+        )
+    if kind == "labels":
+        return pd.Series(out, index=index, name="label")
+    return pd.DataFrame(out, index=index, columns=pd.Index(est.classes_))
+
+
 class BaseAggregator(BaseEstimator):
     """Base class of every wsagg aggregator; subclasses implement ``_fit`` and
-    ``_predict_proba`` on a validated :class:`~wsagg.labels.LabelMatrix`."""
+    ``_predict_proba`` on a validated :class:`~wsagg.labels.LabelMatrix`.
+
+    A subclass that overrides ``predict``, ``predict_proba``, ``fit_predict`` or
+    ``fit_predict_proba`` keeps the pandas-out behaviour (see the module docstring): the
+    override is wrapped when the class is created."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        for name, kind in _PANDAS_METHODS.items():
+            if name in cls.__dict__:
+                setattr(cls, name, _pandas_output(kind)(cls.__dict__[name]))
+        super().__init_subclass__(**kwargs)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = True
+        tags.input_tags.categorical = True  # class ids 0..k-1, -1 = abstain
+        tags.input_tags.sparse = True  # stored value = label + 1
+        tags.input_tags.allow_nan = False
+        tags.target_tags.required = False  # y optional: known labels, -1 = unknown
+        return tags
+
+    @property
+    def n_features_in_(self) -> int:
+        """Number of sources (columns) seen at fit: scikit-learn's name for ``n_sources_``."""
+        if "n_sources_" not in vars(self):
+            raise AttributeError(
+                f"{type(self).__name__} is not fitted yet: n_features_in_ is set by fit."
+            )
+        return int(self.n_sources_)
+
+    def score(self, L: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy of :meth:`predict` on the known labels of ``y``.
+
+        Parameters
+        ----------
+        L : label matrix
+            The votes on the items to score (any input :meth:`predict` takes).
+        y : array-like (n,) or pandas Series
+            Known labels as at :meth:`fit`: class ids with ``-1`` = unknown, or a Series
+            indexed by item id holding class labels (NaN = unknown). Unknown items are
+            ignored.
+        sample_weight : array-like (n,), optional
+            Weights of the items (those of unknown items are ignored).
+
+        Returns
+        -------
+        float
+            The (weighted) share of the known items whose predicted class is their label.
+        """
+        if _is_partitioned(L):
+            raise TypeError(
+                f"{type(self).__name__}.score takes an in-memory label matrix; collect the "
+                "scored items' votes into one (e.g. a LabelMatrix)."
+            )
+        if y is None:
+            raise ValueError("score needs y, the known labels (-1 = unknown) of L's items.")
+        lm = self._validate_predict(L)
+        notes: list[str] = []
+        y_idx = check_known_labels(y, lm, notes)
+        for note in notes:
+            warn(note, AlignmentWarning)
+        known = y_idx >= 0
+        if not known.any():
+            raise ValueError(
+                "y has no known label (every entry is -1 / missing), so there is nothing to "
+                "score; give the true class of at least one item."
+            )
+        pred = self._argmax(self._predict_proba(lm))
+        w = np.ones(lm.n_items) if sample_weight is None else np.asarray(sample_weight, float)
+        if w.shape != (lm.n_items,) or not np.all(np.isfinite(w)) or (w < 0).any():
+            raise ValueError(
+                f"sample_weight must be {lm.n_items} finite non-negative numbers (one per "
+                f"item); got shape {w.shape}."
+            )
+        total = float(w[known].sum())
+        if total <= 0:
+            raise ValueError("sample_weight is 0 on every known item; nothing to score.")
+        return float(w[known] @ (pred[known] == y_idx[known])) / total
 
     # -- input handling --------------------------------------------------------------
     def _validate_fit(self, L: Any, y: Any = None) -> tuple[LabelMatrix, np.ndarray | None]:
@@ -94,6 +263,7 @@ class BaseAggregator(BaseEstimator):
         self.n_classes_ = lm.n_classes
         self.n_sources_ = lm.n_sources
         self.source_names_ = lm.source_names
+        _note_items(L, lm)
         return lm, y_idx
 
     def _validate_predict(self, L: Any) -> LabelMatrix:
@@ -112,9 +282,10 @@ class BaseAggregator(BaseEstimator):
                     and not _is_default_ids(got) and not np.array_equal(got, fitted)
                 ):
                     raise ValueError(
-                        f"The label matrix's {what} {list(got)[:5]} differ from those seen at "
-                        f"fit {list(fitted)[:5]}; pass the votes themselves (e.g. the "
-                        "DataFrame), which are mapped onto the fitted sources and classes."
+                        f"The label matrix's {what} {np.asarray(got).tolist()[:5]} differ from "
+                        f"those seen at fit {np.asarray(fitted).tolist()[:5]}; pass the votes "
+                        "themselves (e.g. the DataFrame), which are mapped onto the fitted "
+                        "sources and classes."
                     )
         elif _is_long(L):
             lm = as_label_matrix(
@@ -123,11 +294,8 @@ class BaseAggregator(BaseEstimator):
         else:
             lm = as_label_matrix(L, n_classes=self.n_classes_)
         if lm.n_sources != self.n_sources_:
-            raise ValueError(
-                f"The label matrix has {lm.n_sources} sources (columns) but the estimator was "
-                f"fitted with {self.n_sources_}. Pass the same sources, in the same order, as "
-                "at fit."
-            )
+            raise ValueError(_sources_mismatch(self, lm.n_sources))
+        _note_items(L, lm)
         return lm
 
     # -- public API ------------------------------------------------------------------
@@ -145,6 +313,7 @@ class BaseAggregator(BaseEstimator):
         self._fit(lm, y_idx)
         return self
 
+    @_pandas_output("proba")
     def predict_proba(self, L: Any) -> np.ndarray:
         """Posterior class probabilities ``(n, k)`` for the items of ``L``."""
         if _is_partitioned(L):  # e.g. a Dask array gives a Dask array (map_blocks)
@@ -160,11 +329,7 @@ class BaseAggregator(BaseEstimator):
         rows at a time: memory is the ``(n, k)`` result plus one block's votes."""
         check_is_fitted(self, "classes_")
         if X.shape[1] != self.n_sources_:
-            raise ValueError(
-                f"The label matrix has {X.shape[1]} sources (columns) but the estimator was "
-                f"fitted with {self.n_sources_}. Pass the same sources, in the same order, as "
-                "at fit."
-            )
+            raise ValueError(_sources_mismatch(self, X.shape[1]))
         k = int(self.n_classes_)
         check_memory(8.0 * n * k, f"The ({n:,}, {k}) posterior matrix")
         out = np.empty((n, k), dtype=np.float64)
@@ -174,11 +339,13 @@ class BaseAggregator(BaseEstimator):
             out[start:stop] = self._predict_proba(lm)
         return out
 
+    @_pandas_output("labels")
     def predict(self, L: Any) -> np.ndarray:
         """Most probable class per item (a value of ``classes_``); ties per ``tie_break``."""
         proba = self.predict_proba(L)
         return self.classes_[self._argmax(proba)]
 
+    @_pandas_output("proba")
     def fit_predict_proba(self, L: Any, y: Any = None) -> np.ndarray:
         """``fit(L, y)`` then ``predict_proba(L)``, converting ``L`` once."""
         if _is_partitioned(L):
@@ -188,10 +355,18 @@ class BaseAggregator(BaseEstimator):
         self._fit(lm, y_idx)
         return self._predict_proba(lm)
 
+    @_pandas_output("labels")
     def fit_predict(self, L: Any, y: Any = None) -> np.ndarray:
         """``fit(L, y)`` then ``predict(L)``."""
         proba = self.fit_predict_proba(L, y)
         return self.classes_[self._argmax(proba)]
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Save the fitted aggregator to one file (JSON metadata + ``.npz`` arrays, never
+        pickle); ``wsagg.load(path)`` gives it back. See :func:`wsagg.persistence.save`."""
+        from wsagg.persistence import save
+
+        return save(self, path, overwrite=overwrite)
 
     # -- helpers for subclasses ------------------------------------------------------
     def _argmax(self, proba: np.ndarray) -> np.ndarray:
@@ -231,6 +406,16 @@ class BaseAggregator(BaseEstimator):
 
     def _predict_proba(self, lm: LabelMatrix) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
+
+
+def _sources_mismatch(est: Any, m: int) -> str:
+    """The message for a label matrix of ``m`` sources given to an estimator fitted on
+    another number (with scikit-learn's wording, which its checks look for)."""
+    return (
+        f"The label matrix has {m} sources (columns) but the estimator was fitted with "
+        f"{est.n_sources_}. Pass the same sources, in the same order, as at fit (X has {m} "
+        f"features, but {type(est).__name__} is expecting {est.n_sources_} features as input)."
+    )
 
 
 def _row_blocks(L: Any, chunk: int) -> tuple[Any, int] | None:

@@ -17,6 +17,7 @@ __all__ = [
     "DependentSourcesWarning",
     "DoubleCorrectionWarning",
     "LabelingFunctionError",
+    "ModelFileError",
     "NotFittedError",
     "PartitionError",
     "PriorCollapseWarning",
@@ -44,6 +45,12 @@ class PartitionError(RuntimeError):
 
 class LabelingFunctionError(RuntimeError):
     """A labeling function raised or returned a value that is not a class or an abstain."""
+
+
+class ModelFileError(ValueError):
+    """A model file cannot be loaded: not a wsagg model file, a newer format version, a
+    failed checksum, or a class or value that wsagg refuses to load (see
+    ``docs/persistence.md``)."""
 
 
 class AlignmentWarning(WsaggWarning):

@@ -5,7 +5,9 @@ heuristics, prompts) on ``n`` items, with classes ``0..k-1`` and ``-1`` meaning 
 (Snorkel's convention). Users bring it in three shapes, all converted once, at the door, by
 :func:`as_label_matrix` into the canonical :class:`LabelMatrix`:
 
-* **dense** ``(n, m)`` integer array, ``-1`` = abstain;
+* **dense** ``(n, m)`` integer array, ``-1`` = abstain; a *wide* pandas DataFrame (no
+  ``item``/``task``, ``source``/``worker`` or ``label`` column) is one too, its index giving
+  the item ids and its columns the source names;
 * **scipy sparse** ``(n, m)`` matrix whose *stored value is label + 1*, so that an absent
   entry is an abstain (the convention of Snorkel's LF analysis). A stored ``0`` is also an
   abstain;
@@ -44,7 +46,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -57,6 +59,8 @@ __all__ = [
     "check_inferred_k",
     "check_known_labels",
     "check_memory",
+    "frame_item_index",
+    "is_wide_frame",
     "memory_budget",
 ]
 
@@ -84,6 +88,16 @@ class LabelMatrix:
         The user's source ids (``arange(m)`` unless given).
     classes : ndarray, shape (n_classes,)
         The user's class labels, in class-index order (``arange(k)`` for integer input).
+
+    Notes
+    -----
+    A LabelMatrix also behaves like the dense ``(n, m)`` array a Snorkel applier returns
+    (class indices, ``-1`` = abstain) while staying sparse inside: ``shape``, ``ndim``,
+    ``len(lm)``, ``np.asarray(lm)`` / :meth:`toarray`, ``lm == other`` and ``lm != other``
+    (elementwise, a dense boolean array; ``other`` an array, a scalar or a LabelMatrix), and
+    row indexing ``lm[rows]`` (a slice, a boolean mask or an integer array) giving a
+    LabelMatrix of those items with their ids; ``lm[i]`` is item ``i``'s votes as a 1-D
+    array. Being elementwise, ``==`` is not identity: ``lm is other`` is.
     """
 
     item: np.ndarray
@@ -104,7 +118,106 @@ class LabelMatrix:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """``(n_items, n_sources)``, the shape of the dense view."""
         return (self.n_items, self.n_sources)
+
+    # -- the array a Snorkel user expects (dense view: class index, -1 = abstain) ------------
+    ndim = 2
+    dtype = np.dtype(np.int64)
+    __hash__ = object.__hash__  # identity, as before ``__eq__`` became elementwise
+
+    def __len__(self) -> int:
+        return self.n_items
+
+    def __repr__(self) -> str:
+        return (
+            f"LabelMatrix(n_items={self.n_items:,}, n_sources={self.n_sources:,}, "
+            f"n_classes={self.n_classes:,}, n_votes={self.n_votes:,})"
+        )
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """The dense ``(n, m)`` view (class indices, ``-1`` = abstain), for ``np.asarray``.
+
+        Always a new array (the votes are stored sparsely), so ``copy=False`` is refused as
+        NumPy 2's protocol asks; repeated votes by one source on one item are refused as by
+        :meth:`to_dense`."""
+        if copy is False:
+            raise ValueError(
+                "A LabelMatrix stores its votes sparsely, so a dense array is always a copy; "
+                "use np.asarray(lm) or lm.toarray() instead of copy=False."
+            )
+        out = self.to_dense()
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def toarray(self) -> np.ndarray:
+        """Dense ``(n, m)`` int64 array, ``-1`` = abstain (same as :meth:`to_dense`)."""
+        return self.to_dense()
+
+    def __eq__(self, other: Any) -> Any:  # elementwise, like an array
+        if isinstance(other, LabelMatrix):
+            other = other.to_dense()
+        return np.equal(self.to_dense(), other)
+
+    def __ne__(self, other: Any) -> Any:
+        if isinstance(other, LabelMatrix):
+            other = other.to_dense()
+        return np.not_equal(self.to_dense(), other)
+
+    def __getitem__(self, key: Any) -> Any:
+        """Rows (items), as on an array: a slice, a boolean mask or an integer array gives a
+        :class:`LabelMatrix` of those items (sparse, ids kept); an integer gives that item's
+        votes as a dense 1-D array. ``lm[rows, ...]`` and ``lm[rows, :]`` are the same."""
+        if isinstance(key, tuple):
+            if len(key) == 2 and (key[1] is Ellipsis or (
+                isinstance(key[1], slice) and key[1] == slice(None)
+            )):
+                key = key[0]
+            elif len(key) == 1:
+                key = key[0]
+            else:
+                raise IndexError(
+                    "A LabelMatrix is indexed by rows (items) only; for the votes of some "
+                    "sources use lm.toarray()[rows, cols]."
+                )
+        if isinstance(key, int | np.integer) and not isinstance(key, bool | np.bool_):
+            i = int(key)
+            if not -self.n_items <= i < self.n_items:
+                raise IndexError(f"Item index {i} is out of range for {self.n_items} items.")
+            return self.take_items(np.array([i % self.n_items])).to_dense()[0]
+        rows = np.arange(self.n_items)
+        try:
+            index = rows[key]
+        except IndexError as err:
+            raise IndexError(f"Invalid item index for {self.n_items} items: {err}") from None
+        if index.ndim != 1:
+            raise IndexError(
+                "A LabelMatrix is indexed by a slice, a boolean mask or a 1-D integer array "
+                f"of items; got an index of shape {np.shape(key)}."
+            )
+        if index.shape[0] > 1 and np.unique(index).shape[0] < index.shape[0]:
+            return self._take_repeated(index)
+        return self.take_items(index)
+
+    def _take_repeated(self, index: np.ndarray) -> LabelMatrix:
+        """Rows ``index`` where some item occurs more than once (its votes repeated)."""
+        order = np.argsort(self.item, kind="stable")
+        counts = np.bincount(self.item, minlength=self.n_items)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        lens = counts[index]
+        total = int(lens.sum())
+        first = np.repeat(np.cumsum(lens) - lens, lens)
+        votes = order[np.repeat(starts[index], lens) + np.arange(total) - first]
+        return LabelMatrix(
+            item=np.repeat(np.arange(index.shape[0]), lens).astype(np.int64),
+            source=self.source[votes],
+            label=self.label[votes],
+            n_items=int(index.shape[0]),
+            n_sources=self.n_sources,
+            n_classes=self.n_classes,
+            item_ids=self.item_ids[index],
+            source_names=self.source_names,
+            classes=self.classes,
+        )
 
     def one_hot(self) -> sp.csr_matrix:
         """Sparse one-hot vote matrix ``V`` of shape ``(n, m * k)``.
@@ -270,6 +383,8 @@ def as_label_matrix(
                 f"The label matrix has {lm.n_classes} classes but n_classes={n_classes} was "
                 "given; build it with the same n_classes."
             )
+    elif isinstance(L, pd.DataFrame) and is_wide_frame(L):
+        lm = _from_wide(L, n_classes, y, classes, source_names)
     elif isinstance(L, pd.DataFrame) or (
         isinstance(L, tuple) and len(L) == 3 and not sp.issparse(L)
     ):
@@ -357,6 +472,11 @@ def _as_int_labels(values: np.ndarray, what: str) -> np.ndarray:
         )
     if values.dtype.kind in "iu":
         return values.astype(np.int64, copy=False)
+    if values.dtype.kind == "c":
+        raise ValueError(
+            f"Complex data not supported: {what} has dtype {values.dtype}; class ids are "
+            "integers 0..k-1 with -1 for abstain."
+        )
     if values.dtype.kind == "f":
         if np.isnan(values).any():
             raise ValueError(
@@ -458,6 +578,87 @@ def _names(names: Any, m: int, what: str) -> np.ndarray:
     return arr
 
 
+def is_wide_frame(df: pd.DataFrame) -> bool:
+    """Whether a DataFrame is read as a *wide* label matrix (rows = items, one column per
+    source): it has none of the long-format column names (``item``/``task``,
+    ``source``/``worker``, ``label``)."""
+    return not any(c in df.columns for c in (*_ITEM_COLS, *_SOURCE_COLS, *_LABEL_COLS))
+
+
+def frame_item_index(df: pd.DataFrame) -> pd.Index:
+    """The item ids of a DataFrame label matrix, in the order :func:`as_label_matrix` gives
+    its rows, as a :class:`pandas.Index` named like the items: the index of a wide frame, or
+    the item column (``item``/``task``, first appearance order) of a long one."""
+    if is_wide_frame(df):
+        return df.index
+    col = _pick_column(df, _ITEM_COLS, "item")
+    return pd.Index(pd.unique(df[col].to_numpy()), name=col)
+
+
+def _from_wide(
+    df: pd.DataFrame, n_classes: int | None, y: Any, classes: Any, source_names: Any
+) -> LabelMatrix:
+    """A wide DataFrame: the index holds the item ids, each column one source's class ids
+    (``-1`` = abstain)."""
+    text = [str(c) for c in df.columns if df[c].dtype.kind not in "iufb"]
+    if text:
+        raise ValueError(
+            f"The DataFrame has no item/source/label columns, so it is read as a wide label "
+            f"matrix (one column per source), but column(s) {text[:5]} hold non-numeric "
+            "values. For long format name the columns item, source, label (or task, worker, "
+            "label); for a wide one keep only class-id columns (-1 = abstain) and put the item "
+            "ids in the index (df.set_index(col))."
+        )
+    if classes is not None:  # predicting with an estimator fitted on named classes
+        cls = np.asarray(list(classes))
+        if cls.dtype.kind not in "iu" or not np.array_equal(cls, np.arange(cls.shape[0])):
+            raise ValueError(
+                f"The estimator was fitted on the class labels {np.asarray(cls).tolist()[:5]}, but "
+                "a wide DataFrame holds class ids 0..k-1; pass the votes in long format (item, "
+                "source, label) as at fit."
+            )
+        n_classes = int(cls.shape[0])
+    if source_names is not None and not _positional_names(source_names):
+        names = list(source_names)
+        missing = [c for c in names if c not in df.columns]
+        extra = [c for c in df.columns if c not in names]
+        if missing or extra:
+            raise ValueError(
+                f"The wide DataFrame's columns differ from the sources seen at fit: missing "
+                f"{missing[:5]}, unknown {extra[:5]}. Pass one column per fitted source "
+                "(estimator.source_names_)."
+            )
+        df = df[names]
+    values = df.to_numpy()
+    if n_classes is None and df.shape[0] > 10:
+        for c in df.columns:
+            col = df[c].to_numpy()
+            if col.dtype.kind in "iu" and np.unique(col).shape[0] == df.shape[0]:
+                raise ValueError(
+                    f"Column {str(c)!r} of the wide DataFrame holds a different value on "
+                    f"each of its {df.shape[0]} rows, like an item id rather than a source's "
+                    f"votes; move it to the index (df.set_index({str(c)!r})), or pass "
+                    "n_classes=k if it really holds class ids."
+                )
+    lm = _from_dense(values, n_classes, y, list(df.columns))
+    return replace(lm, item_ids=df.index.to_numpy(), _cache={})
+
+
+def _positional_names(names: Any) -> bool:
+    """Source names ``0..m-1`` (those of a dense or sparse matrix: matched by position)."""
+    arr = np.asarray(list(names))
+    return arr.dtype.kind in "iu" and np.array_equal(arr, np.arange(arr.shape[0]))
+
+
+def _empty_message(shape: tuple[int, ...]) -> str:
+    """An empty label matrix, in scikit-learn's words (``0 sample(s)`` / ``0 feature(s)``)."""
+    what = "sample(s)" if shape[0] == 0 else "feature(s)"
+    return (
+        f"The label matrix has 0 {what} (shape={tuple(int(d) for d in shape)}) while a "
+        "minimum of 1 is required: it needs at least one item and one source."
+    )
+
+
 def _from_dense(L: Any, n_classes: int | None, y: Any, names: Any) -> LabelMatrix:
     if isinstance(L, list | tuple) and len(L) == 0:
         raise ValueError("The label matrix is empty: it needs at least one item and one source.")
@@ -470,13 +671,12 @@ def _from_dense(L: Any, n_classes: int | None, y: Any, names: Any) -> LabelMatri
     if arr.ndim != 2:
         raise ValueError(
             f"A dense label matrix must be 2-D (n_items, n_sources); got {arr.ndim}-D with "
-            f"shape {arr.shape}. For one source use L.reshape(-1, 1)."
+            f"shape {arr.shape}. Reshape your data: L.reshape(-1, 1) for one source, "
+            "L.reshape(1, -1) for one item."
         )
     n, m = arr.shape
     if n == 0 or m == 0:
-        raise ValueError(
-            f"The label matrix has shape {arr.shape}: it needs at least one item and one source."
-        )
+        raise ValueError(_empty_message(arr.shape))
     vals = _as_int_labels(arr, "The label matrix")
     min_label = int(vals.min())
     if min_label < -1:
@@ -509,9 +709,7 @@ def _from_sparse(
         raise ValueError(f"A sparse label matrix must be 2-D; got shape {L.shape}.")
     n, m = L.shape
     if n == 0 or m == 0:
-        raise ValueError(
-            f"The label matrix has shape {L.shape}: it needs at least one item and one source."
-        )
+        raise ValueError(_empty_message(L.shape))
     coo = sp.coo_matrix(L)  # keeps duplicate entries as given
     data = _as_int_labels(coo.data, "The sparse label matrix")
     if (data < 0).any():
@@ -682,7 +880,7 @@ def _from_long(
         if (source_codes < 0).any():
             bad = sources[source_codes < 0][0]
             raise ValueError(
-                f"Source {bad!r} was not seen at fit time. Known sources: the estimator's "
+                f"Source {_show(bad)} was not seen at fit time. Known sources: the estimator's "
                 "source_names_; drop the new source's rows or refit."
             )
     labels, present = _long_votes(labels)
@@ -789,7 +987,7 @@ def _generic_label_codes(
             k = _check_n_classes(n_classes)
             if cls.shape[0] > k:
                 raise ValueError(
-                    f"Long-format input has {cls.shape[0]} distinct labels {list(cls)} but "
+                    f"Long-format input has {cls.shape[0]} distinct labels {cls.tolist()} but "
                     f"n_classes={k}. Raise n_classes or pass classes=[...]."
                 )
             if cls.dtype.kind in "iu" and cls.min() >= 0 and cls.max() < k:
@@ -810,8 +1008,8 @@ def _generic_label_codes(
     if (label_codes < 0).any():
         bad = lab_values[label_codes < 0][0]
         raise ValueError(
-            f"Unknown class label {bad!r} in long-format input; known classes are "
-            f"{list(cls)}. Fix the label or pass classes=[...] including it."
+            f"Unknown class label {_show(bad)} in long-format input; known classes are "
+            f"{cls.tolist()}. Fix the label or pass classes=[...] including it."
         )
     return label_codes, cls
 
@@ -836,7 +1034,7 @@ def check_known_labels(y: Any, lm: LabelMatrix, notes: list | None = None) -> np
         if y.index.has_duplicates:
             dup = y.index[y.index.duplicated()][0]
             raise ValueError(
-                f"y is indexed by item id but item {dup!r} appears more than once; give one "
+                f"y is indexed by item id but item {_show(dup)} appears more than once; give one "
                 "known label per item."
             )
         items = pd.Index(lm.item_ids)
@@ -917,7 +1115,8 @@ def _class_codes(s: pd.Series, lm: LabelMatrix) -> np.ndarray:
     idx = pd.Index(lm.classes).get_indexer(values)
     if (idx < 0).any():
         raise ValueError(
-            f"Known label {values[idx < 0][0]!r} is not one of the classes {list(lm.classes)}."
+            f"Known label {_show(values[idx < 0][0])} is not one of the classes "
+            f"{lm.classes.tolist()}."
         )
     codes[known] = idx
     return codes

@@ -39,7 +39,7 @@ def test_explains_its_choice_and_records_every_candidate(crowd):
     assert auto.selected_ in auto.explanation_ and "held-out source likelihood" in (
         auto.explanation_)
     assert set(r) == {"candidate", "method", "params", "score", "score_std_err", "accuracy",
-                      "temperature", "error"}
+                      "log_loss", "temperature", "error"}
     assert len(r["candidate"]) == len(default_candidates(3, has_labels=False))
 
 
@@ -146,3 +146,18 @@ def test_groups_and_halves_are_content_hashed(crowd):
 def test_bad_candidates_are_refused():
     with pytest.raises(ValueError, match="Unknown candidate method"):
         _fit(AutoAggregator(candidates=[("x", "nope", {})]), np.array([[0, 1], [1, 1]]))
+
+
+def test_scoring_accuracy_selects_by_held_out_error_rate():
+    """scoring="accuracy": the CV compares error rates (reported with log loss); the chosen
+    candidate has the lowest error rate up to the one-standard-error rule."""
+    d = make_dawid_skene(1500, 8, 3, coverage=0.6, accuracy=(0.35, 0.8), random_state=3)
+    y = np.where(np.arange(1500) % 3 == 0, d.y, -1)
+    auto = _fit(AutoAggregator(scoring="accuracy", one_standard_error=False, random_state=0),
+                d.L, y)
+    r = auto.cv_results_
+    assert auto.criterion_ == "cv_error_rate" and "error rate" in auto.explanation_
+    ok = np.isfinite(r["score"])
+    np.testing.assert_allclose(r["score"][ok], 1.0 - r["accuracy"][ok])
+    assert np.all(r["log_loss"][ok] > 0)
+    assert r["score"][list(r["candidate"]).index(auto.selected_)] == r["score"][ok].min()

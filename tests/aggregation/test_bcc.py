@@ -190,7 +190,7 @@ def test_community_fixed_point():
     b = BCC(communities=2, tol=1e-12, max_iter=3000, random_state=0).fit(df)
     assert b.converged_
     lm = as_label_matrix(df)
-    r = b.predict_proba(df)
+    r = np.asarray(b.predict_proba(df))  # a DataFrame in gives a DataFrame out
     s, P, R = b.worker_prior_strength_, b.community_confusion_, b.community_responsibilities_
     k = lm.n_classes
     N = np.zeros((lm.n_sources, k, k))

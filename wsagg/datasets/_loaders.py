@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from wsagg._optional import import_optional
 from wsagg.datasets._base import (
     Dataset,
     check_file,
@@ -613,12 +614,7 @@ def load_label_matrix_csv(
 
 
 def _load_yaml(path: Path) -> Any:
-    try:
-        import yaml
-    except ImportError as err:  # pragma: no cover - pyyaml is in the io / dev extras
-        raise ImportError(
-            "Reading YAML needs PyYAML: pip install 'wsagg[io]' (or pip install pyyaml)."
-        ) from err
+    yaml = import_optional("yaml", "Reading YAML", alternative="or pip install pyyaml")
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with open(path, encoding="utf-8") as fh:
         try:

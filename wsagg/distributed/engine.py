@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from wsagg._optional import import_optional
 from wsagg.distributed.partitions import (
     Chunk,
     PartitionMeta,
@@ -122,7 +123,7 @@ class Runner:
         self._own_client = False
         if parts.engine == "dask" and parts.client is not None:
             if isinstance(parts.client, str):
-                from distributed import Client
+                Client = import_optional("distributed", "A dask client address").Client
 
                 self.client = Client(parts.client)
                 self._own_client = True
@@ -143,7 +144,7 @@ class Runner:
             self.client.close()
 
     def _compute(self, tasks: list) -> list:
-        import dask
+        dask = import_optional("dask", "Partitioned fitting (wsagg.distributed)")
 
         client = self.client if self.client is not None else _default_client()
         try:
@@ -159,7 +160,7 @@ class Runner:
             raise PartitionError(lost) from err
 
     def _tasks(self, func: Callable, *args: Any) -> list:
-        import dask
+        dask = import_optional("dask", "Partitioned fitting (wsagg.distributed)")
 
         desc = self.parts.description
         return [
@@ -187,7 +188,7 @@ class Runner:
         reduce tasks on the workers (no one worker receives every result); streamed, the
         results are reduced ``fan_in`` at a time as they come (at most ``fan_in`` results in
         memory). ``None`` when there are no partitions."""
-        import dask
+        dask = import_optional("dask", "Partitioned fitting (wsagg.distributed)")
 
         if not self.items:
             return None
@@ -211,7 +212,7 @@ class Runner:
     def transform(self, func: Callable, *args: Any) -> None:
         """Replace each partition by ``func(part, *args)``: kept in (worker) memory when
         caching, else composed lazily and recomputed by every later :meth:`map`."""
-        import dask
+        dask = import_optional("dask", "Partitioned fitting (wsagg.distributed)")
 
         if self.parts.engine == "stream" and self.parts.cache:
             self.items = self.map(func, *args)
@@ -375,6 +376,7 @@ def _write_task(part: Any, meta: PartitionMeta, estimator: Any, path: str, colum
     ids, proba = _proba_task(part, meta, estimator)
     frame = pd.DataFrame(proba, columns=columns)
     frame.insert(0, "item", ids)
+    import_optional("pyarrow", "Writing Parquet posteriors")
     frame.to_parquet(path, index=False)
     return int(proba.shape[0])
 
@@ -398,7 +400,7 @@ def predict_proba(estimator: Any, L: Any) -> Any:
     ``(item_ids, proba)`` per partition, computed now — for data larger than memory use
     :func:`write_posteriors` instead.
     """
-    import dask.array as da
+    da = import_optional("dask.array", "Partitioned fitting (wsagg.distributed)")
 
     meta = meta_of(estimator)
     if isinstance(L, da.Array):
@@ -454,7 +456,7 @@ def write_posteriors(estimator: Any, L: Any, path: str | os.PathLike) -> list[Pa
             for i, item in enumerate(runner.items):
                 _guard(_load_then, desc[i])(_write_task, item, meta, estimator, files[i], columns)
         else:
-            import dask
+            dask = import_optional("dask", "Partitioned fitting (wsagg.distributed)")
 
             tasks = [
                 dask.delayed(_guard(_write_task, desc[i]), pure=False)(

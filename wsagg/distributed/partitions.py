@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from wsagg._optional import import_optional
 from wsagg.exceptions import PartitionError
 from wsagg.labels import LabelMatrix, _long_votes, as_label_matrix
 
@@ -160,7 +161,7 @@ def _load_file(path: str, y_column: str | None, expected: Any = None) -> tuple:
         )
     try:
         return _read_file(p, y_column)
-    except PartitionError:
+    except (PartitionError, ImportError):  # ImportError: a missing extra, not a bad file
         raise
     except Exception as err:
         msg = str(err).strip().splitlines()[0] if str(err).strip() else ""
@@ -186,6 +187,9 @@ def _read_file(p: str, y_column: str | None) -> tuple:
             "'source', 'label' (see wsagg.distributed.save_partition)."
         )
     if p.endswith(".parquet") or p.endswith(".pq"):
+        import_optional(
+            "pyarrow", "Reading Parquet partition files", alternative="or use .npz files"
+        )
         return _frame_raw(pd.read_parquet(p), y_column)
     raise ValueError(f"{p}: partition files must end in .npz or .parquet.")
 
@@ -348,8 +352,8 @@ class VotePartitions:
         ``y`` (optional known labels, ``-1`` unknown) is a NumPy or Dask array of length
         ``n``; it is cut like ``X``.
         """
-        import dask
-        import dask.array as da
+        dask = import_optional("dask", "Partitioned fitting (wsagg.distributed)")
+        da = import_optional("dask.array", "Partitioned fitting (wsagg.distributed)")
 
         if X.ndim != 2:
             raise ValueError(f"the Dask array of votes must be 2-D (n, m); got {X.ndim}-D.")
@@ -396,7 +400,7 @@ class VotePartitions:
         item's votes in one partition: index the frame by item with known divisions
         (``df.set_index("item")``).
         """
-        import dask
+        dask = import_optional("dask", "Partitioned fitting (wsagg.distributed)")
 
         cols = [str(c) for c in df.columns]
         long = "label" in cols and ("source" in cols or "worker" in cols)
@@ -465,7 +469,7 @@ class VotePartitions:
         fit starts; a no-op for partitions that are not files."""
         if self._files is None:
             return
-        import dask
+        dask = import_optional("dask", "Partitioned fitting (wsagg.distributed)")
 
         paths, y_column = self._files
         loaders = []
@@ -483,7 +487,7 @@ class VotePartitions:
     ) -> VotePartitions:
         """Cut an in-memory label matrix into ``n_partitions`` item ranges (for testing the
         partitioned paths, or to stream an EM over an in-memory matrix chunk by chunk)."""
-        import dask
+        dask = import_optional("dask", "Partitioned fitting (wsagg.distributed)")
 
         lm = as_label_matrix(L, y=y)
         bounds = np.linspace(0, lm.n_items, n_partitions + 1).round().astype(np.int64)
@@ -513,7 +517,7 @@ def _dense_raw(block: np.ndarray, offset: int, y: Any) -> tuple:
 def _peek_n_sources(path: str, y_column: str | None) -> int:
     try:
         return _peek(path, y_column)
-    except (ValueError, PartitionError):
+    except (ValueError, PartitionError, ImportError):  # ImportError: a missing extra
         raise
     except Exception as err:
         raise PartitionError(
@@ -530,7 +534,9 @@ def _peek(path: str, y_column: str | None) -> int:
             if "L" in f.files:
                 return int(f["L"].shape[1])
         raise ValueError(f"{path} does not record n_sources; pass n_sources=m.")
-    import pyarrow.parquet as pq
+    pq = import_optional(
+        "pyarrow.parquet", "Reading Parquet partition files", alternative="or use .npz files"
+    )
 
     names = [n for n in pq.read_schema(path).names if not n.startswith("__index")]
     if {"label"} <= set(names) and ({"source"} <= set(names) or {"worker"} <= set(names)):
@@ -595,8 +601,8 @@ def as_partitions(L: Any, y: Any = None, n_classes: int | None = None) -> tuple[
         return L, None
     if isinstance(L, list | tuple) and L and all(isinstance(p, str | os.PathLike) for p in L):
         return VotePartitions.from_files(L, n_classes=n_classes, y_column=y), None
-    import dask.array as da
-    import dask.dataframe as dd
+    da = import_optional("dask.array", "Partitioned fitting (wsagg.distributed)")
+    dd = import_optional("dask.dataframe", "Partitioned fitting (wsagg.distributed)")
 
     if isinstance(L, da.Array):
         return VotePartitions.from_dask_array(L, y, n_classes=n_classes), None

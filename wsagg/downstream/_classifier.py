@@ -5,16 +5,18 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from wsagg._optional import import_optional
 from wsagg._torch import resolve_device
 from wsagg._validation import warn
 from wsagg.downstream._losses import soft_cross_entropy
@@ -25,6 +27,8 @@ from wsagg.prior import (
     check_prior,
     check_proba,
 )
+
+torch = import_optional("torch", "wsagg.downstream (SoftLabelClassifier)")
 
 __all__ = ["LOSSES", "SoftLabelClassifier"]
 
@@ -401,6 +405,40 @@ class SoftLabelClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         """Class of highest probability (a value of ``classes_``)."""
         return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Higher is better: what ``GridSearchCV`` and ``cross_val_score`` maximise.
+
+        * Soft targets ``y`` (an ``(n, k)`` matrix of class probabilities, as given to
+          :meth:`fit`): the **negative cross-entropy** ``-sum_i s_i sum_c q_ic log p_ic /
+          sum_i s_i`` of the predicted probabilities ``p = predict_proba(X)`` against them
+          (scikit-learn's ``neg_log_loss`` on soft labels; at most 0, 0 only for certain,
+          exactly right predictions).
+        * Hard labels ``y`` (1-D, values of ``classes_``): the accuracy of :meth:`predict`,
+          as for any scikit-learn classifier.
+
+        The two are on different scales: compare scores of one kind only.
+        """
+        arr = y.toarray() if sp.issparse(y) else np.asarray(y)
+        if arr.ndim != 2:
+            return float(super().score(X, y, sample_weight=sample_weight))
+        from scipy.special import log_softmax
+
+        z = self.decision_function(X)
+        Q = self._encode(arr, z.shape[0], name="y")
+        s = _sample_weight(sample_weight, z.shape[0])
+        if s.sum() <= 0:
+            raise ValueError("sample_weight sums to 0; nothing to score.")
+        per_item = -(Q * log_softmax(z, axis=1)).sum(axis=1)
+        return float(-(s @ per_item) / s.sum())
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Save the fitted classifier to one file (JSON metadata + ``.npz`` arrays holding
+        the module's weights, never pickle); ``wsagg.load(path)`` rebuilds it. See
+        :func:`wsagg.persistence.save`."""
+        from wsagg.persistence import save
+
+        return save(self, path, overwrite=overwrite)
 
     # ------------------------------------------------------------------------------
     # helpers

@@ -24,7 +24,9 @@ torch's ``F.cross_entropy`` with probability targets and ``weight=`` also divide
 
 from __future__ import annotations
 
-import torch
+from wsagg._optional import import_optional
+
+torch = import_optional("torch", "wsagg.downstream (SoftLabelClassifier)")
 
 __all__ = [
     "balanced_softmax_loss",

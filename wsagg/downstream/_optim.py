@@ -16,7 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import torch
+from wsagg._optional import import_optional
+
+torch = import_optional("torch", "wsagg.downstream (SoftLabelClassifier)")
 
 __all__ = ["DEFAULT_LR", "NormalizedGD", "SignDescent", "make_optimizer"]
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from wsagg._optional import has_module, import_optional
 from wsagg.labels import LabelMatrix, check_inferred_k
 from wsagg.lf._core import LabelingFunction, LabelingFunctionError, Record
 
@@ -94,7 +95,7 @@ def _apply_frame(
     lfs: list[LabelingFunction],
     n_classes: int | None,
     on_error: str,
-    progress_bar: bool,
+    progress_bar: bool | str,
 ) -> _Votes:
     """Apply every labeling function to ``df``; votes as arrays (items local 0..n-1)."""
     n, m = len(df), len(lfs)
@@ -247,11 +248,25 @@ def _apply_frame(
     return _Votes(cat(out_i), cat(out_s), cat(out_l), n, index, failures)
 
 
-def _bar(enabled: bool, total: int, unit: str) -> Any:
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
+def _check_progress_bar(progress_bar: Any) -> bool | str:
+    if progress_bar == "auto" or isinstance(progress_bar, bool | np.bool_):
+        return progress_bar if progress_bar == "auto" else bool(progress_bar)
+    raise ValueError(
+        f"progress_bar must be True, False or 'auto' (a bar when tqdm is installed); "
+        f"got {progress_bar!r}."
+    )
 
+
+def _bar(enabled: bool | str, total: int, unit: str) -> Any:
+    """A tqdm bar: ``True`` needs tqdm (one-line error naming the extra when it is missing),
+    ``"auto"`` shows one only when tqdm is installed, ``False`` none."""
+    if enabled is False:
+        return None
+    if enabled == "auto" and not has_module("tqdm.auto"):
+        return None
+    tqdm = import_optional(
+        "tqdm.auto", "progress_bar=True", alternative="or pass progress_bar=False"
+    ).tqdm
     return tqdm(total=total, unit=unit.split()[-1], desc=f"applying {unit}")
 
 
@@ -358,9 +373,11 @@ class PandasLFApplier:
         ``"raise"``: a function that raises stops the run with a
         :class:`~wsagg.lf.LabelingFunctionError` naming the function and the record index.
         ``"abstain"``: such a failure is an abstain, counted in ``failures_``.
-    progress_bar : bool, default=True
-        Show a tqdm progress bar (records for row-wise functions, functions for vectorised
-        ones).
+    progress_bar : bool or "auto", default="auto"
+        A tqdm progress bar (records for row-wise functions, functions for vectorised
+        ones). ``"auto"``: shown when tqdm is installed (``pip install 'wsagg[progress]'``),
+        none otherwise, so a core install works; ``True``: always (tqdm required, a
+        one-line error naming the extra without it); ``False``: never.
 
     Attributes
     ----------
@@ -374,12 +391,12 @@ class PandasLFApplier:
         *,
         n_classes: int | None = None,
         on_error: str = "raise",
-        progress_bar: bool = True,
+        progress_bar: bool | str = "auto",
     ) -> None:
         self.lfs = _check_lfs(lfs)
         self.n_classes = n_classes
         self.on_error = _check_on_error(on_error)
-        self.progress_bar = progress_bar
+        self.progress_bar = _check_progress_bar(progress_bar)
 
     def apply(self, df: pd.DataFrame) -> LabelMatrix:
         """Votes of every function on every record of ``df`` as a sparse LabelMatrix
@@ -444,7 +461,7 @@ class DaskLFApplier:
     def apply(self, df: Any, *, client: Any = None) -> LabelMatrix:
         """Votes on every record of the Dask DataFrame ``df`` as one sparse LabelMatrix
         (items in partition order; ``item_ids`` = the index values)."""
-        import dask
+        dask = import_optional("dask", "DaskLFApplier")
 
         parts = [
             dask.delayed(_apply_frame)(p, self.lfs, self.n_classes, self.on_error, False)
@@ -463,7 +480,7 @@ class DaskLFApplier:
         """Lazy :class:`wsagg.distributed.VotePartitions`: each partition's votes are
         computed where it is fitted, never collected. ``kwargs`` go to ``VotePartitions``
         (``engine``, ``client``, ``cache``)."""
-        import dask
+        dask = import_optional("dask", "DaskLFApplier")
 
         from wsagg.distributed import VotePartitions
 
@@ -481,7 +498,7 @@ class DaskLFApplier:
 
 
 def _partitions(df: Any) -> list:
-    import dask.dataframe as dd
+    dd = import_optional("dask.dataframe", "DaskLFApplier")
 
     if not isinstance(df, dd.DataFrame):
         raise TypeError(

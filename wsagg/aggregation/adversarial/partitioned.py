@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from wsagg._optional import import_optional
 from wsagg.aggregation.adversarial.constraints import (
     check_labeled_set,
     group_patterns,
@@ -197,8 +198,8 @@ def fit_partitioned(
                 "Give the labels either as y (aligned with L) or as L_labeled/y_labeled, "
                 "not both."
             )
-    import dask.array as da
-    import dask.dataframe as dd
+    da = import_optional("dask.array", "Partitioned fitting (wsagg.distributed)")
+    dd = import_optional("dask.dataframe", "Partitioned fitting (wsagg.distributed)")
 
     if (
         not labeled_given

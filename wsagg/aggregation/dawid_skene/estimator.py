@@ -863,7 +863,7 @@ class DawidSkene(BaseAggregator):
             warn(
                 f"Prior collapse: the learned class prior disagrees with the data for "
                 f"{len({p[0] for p in problems})} class(es) "
-                f"(class {np.asarray(self.classes_)[c].item()!r}: "
+                f"(class {np.asarray(self.classes_)[c:c + 1].tolist()[0]!r}: "
                 f"{text}). This is a degenerate fixed point, common on labeling-function "
                 "data that breaks conditional independence. Pass known labels y for some "
                 "items, fix class_prior, try abstain='model', or use AutoAggregator / "

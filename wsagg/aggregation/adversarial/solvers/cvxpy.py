@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 
+from wsagg._optional import import_optional
 from wsagg._validation import warn
 from wsagg.aggregation.adversarial.constraints import DualProblem, SolverResult
 
@@ -45,12 +46,7 @@ def solve_cvxpy(
     problem: DualProblem, *, solver: str = "CLARABEL", verbose: bool = False
 ) -> SolverResult:
     """Solve the dual with cvxpy; returns ``theta``, ``objective``, ``status``."""
-    try:
-        import cvxpy as cp
-    except ImportError as err:  # pragma: no cover - cvxpy is installed in dev
-        raise ImportError(
-            "solver='cvxpy' needs cvxpy: pip install 'wsagg[cvxpy]' (or use solver='scipy')."
-        ) from err
+    cp = import_optional("cvxpy", "solver='cvxpy'", alternative="or use solver='scipy'")
 
     N = problem.n_items
     U, k, d = problem.n_patterns, problem.k, problem.dim

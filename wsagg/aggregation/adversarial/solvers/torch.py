@@ -17,6 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from wsagg._optional import import_optional
 from wsagg._torch import csr_tensor, resolve_device
 from wsagg.aggregation.adversarial.constraints import DualProblem, SolverResult
 from wsagg.aggregation.adversarial.solvers.scipy import solve_lbfgsb
@@ -27,7 +28,7 @@ __all__ = ["make_torch_oracle", "solve_torch"]
 def make_torch_oracle(problem: DualProblem, device: str = "cpu"):
     """``theta -> (f, grad)`` of the smooth part of the dual, evaluated with torch."""
     dev = resolve_device(device)
-    import torch
+    torch = import_optional("torch", "solver='torch'", alternative="or use solver='scipy'")
     k, U, N = problem.k, problem.n_patterns, problem.n_items
     X = csr_tensor(problem.X, dev)  # (k U, d), class-major rows
     XT = csr_tensor(problem.XT, dev)  # (d, k U)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from wsagg._optional import import_optional
 from wsagg._torch import csr_tensor, resolve_device
 
 __all__ = ["TorchBackend"]
@@ -26,7 +27,7 @@ class TorchBackend:
 
     def __init__(self, X: sp.csr_matrix, known: np.ndarray | None, device: Any, *,
                  dtype: Any = np.float64, n_jobs: int = 1) -> None:
-        import torch
+        torch = import_optional("torch", f"device={device!r}", alternative="or device='numpy'")
 
         self.device = resolve_device(device)
         self.dtype = torch.float32 if np.dtype(dtype) == np.float32 else torch.float64
