@@ -223,6 +223,7 @@ def pipeline_task(n: int, k: int, zipf: float, seed: int = 0):
 def pipeline_part(steps: int, grids: dict, n: int, k: int, zipf: float, seed: int = 0,
                   log_every: int = 1, finish_unstable: bool = False) -> tuple[list, dict, dict]:
     """GD vs Adam through DawidSkene -> SoftLabelClassifier on a Zipf-prior task."""
+    from wsagg import metrics
     from wsagg.downstream import SoftLabelClassifier
 
     X, q, y = pipeline_task(n, k, zipf, seed)
@@ -236,6 +237,8 @@ def pipeline_part(steps: int, grids: dict, n: int, k: int, zipf: float, seed: in
     info = {"n_items": int(q.shape[0]), "n_classes": k, "zipf_exponent": zipf,
             "n_features": int(X.shape[1]),
             "soft_label_accuracy": float(np.mean(q.argmax(1) == y)),
+            "soft_label_log_loss": metrics.log_loss(y, q),
+            "soft_label_ece": metrics.expected_calibration_error(y, q),
             "target_entropy_per_group": (ent.sum(axis=0) @ onehot_g / mass).tolist(),
             "classes_per_group": np.bincount(class_group).tolist(),
             "largest_class_mass": float(q.sum(0).max()),

@@ -165,6 +165,8 @@ def run_one(task, agg_name: str, method: str, seed: int, max_iter: int) -> dict:
         "accuracy": metrics.accuracy(y_test, pred),
         "balanced_accuracy": metrics.balanced_accuracy(y_test, pred),
         "macro_f1": metrics.macro_f1(y_test, pred, n_classes=proba.shape[1]),
+        "log_loss": metrics.log_loss(y_test[has], proba[has]),
+        "ece": metrics.expected_calibration_error(y_test[has], proba[has]),
         "tail_recall": float(np.mean(pred[has & (y_test == tail)] == tail)),
         "tail_class": tail,
         "train_tail_share": float(gold[tail] / gold.sum()),

@@ -58,7 +58,11 @@ BEST_PEER_SET = (
     "crowdkit-MajorityVote", "crowdkit-Wawa", "crowdkit-ZeroBasedSkill", "snorkel-LabelModel",
 )
 SKIP_UNSUP = {"adversarial"}  # needs labels
-SCORINGS = ("log_loss", "accuracy")  # AutoAggregator's CV scorings, chosen between by LODO
+# AutoAggregator's CV settings with labels, chosen between by leave-one-dataset-out
+SEMI_VARIANTS = {
+    f"auto[{sc}{'' if se else ',argmax'}]": {"scoring": sc, "one_standard_error": se}
+    for sc in ("log_loss", "accuracy") for se in (True, False)
+}
 PEER_TIMEOUT_S = 180  # a peer still running after this is recorded as "> 180 s"
 
 
@@ -157,13 +161,13 @@ def run_dataset(
             if method == "auto" and est is not None:
                 lodo[name] = _lodo_entry(est, L, y, eval_mask, k)
         if method == "auto":
-            # both scorings of the cross-validation, for the leave-one-dataset-out choice of
-            # the default (semi_lodo_table); the "auto" row is the default's
-            default = get_aggregator("auto").scoring
-            for scoring in SCORINGS:
-                record(f"auto[{scoring}]", "semi",
-                       lambda sc=scoring: _fit("auto", {"scoring": sc}, L, known, k))
-                if scoring == default and "acc" in rows[-1]:
+            # every CV setting (scoring x one-standard-error rule), for the leave-one-
+            # dataset-out choice of the default (semi_lodo_table); "auto" is the default's
+            defaults = get_aggregator("auto").get_params()
+            for variant, params in SEMI_VARIANTS.items():
+                record(variant, "semi",
+                       lambda p=params: _fit("auto", dict(p), L, known, k))
+                if all(defaults[key] == v for key, v in params.items()) and "acc" in rows[-1]:
                     rows.append({**rows[-1], "method": "auto"})
         elif spec.semi_supervised or spec.needs_labels:
             record(method, "semi", lambda m=method: _fit(m, {}, L, known, k))
@@ -247,12 +251,12 @@ def lodo_table(rows: list[dict], lodo: dict) -> list[dict]:
 
 
 def semi_lodo_table(rows: list[dict]) -> list[dict]:
-    """Leave-one-dataset-out choice of ``auto``'s CV scoring (with the validation labels):
-    for each dataset, the scoring with the best mean accuracy over the *other* datasets, and
+    """Leave-one-dataset-out choice of ``auto``'s CV setting (with the validation labels):
+    for each dataset, the setting with the best mean accuracy over the *other* datasets, and
     what it gets on the held-out one."""
     import pandas as pd
 
-    names = [f"auto[{sc}]" for sc in SCORINGS]
+    names = list(SEMI_VARIANTS)
     df = pd.DataFrame([r for r in rows if "acc" in r and r["mode"] == "semi"
                        and r["method"] in names])
     if df.empty:
@@ -262,7 +266,7 @@ def semi_lodo_table(rows: list[dict]) -> list[dict]:
     out = []
     for d in acc.index:
         choice = acc.drop(index=d).mean().idxmax()
-        out.append({"dataset": d, "scoring chosen without it": choice,
+        out.append({"dataset": d, "setting chosen without it": choice,
                     "its accuracy": acc.loc[d, choice], "its log loss": ll.loc[d, choice],
                     **{f"{m} acc": acc.loc[d, m] for m in acc.columns}})
     return out
@@ -354,7 +358,7 @@ def main(argv=None) -> list[dict]:
     print("\nleave-one-dataset-out: the selection policy chosen from the other sets")
     print_table(lt)
     st = semi_lodo_table(rows)
-    print("\nleave-one-dataset-out: auto's CV scoring (validation labels known) chosen from "
+    print("\nleave-one-dataset-out: auto's CV setting (validation labels known) chosen from "
           "the other sets")
     print_table(st)
     summary = _summary(rows, gaps, lt)

@@ -297,7 +297,7 @@ def test_auto_candidates_and_explanation(case):
     chosen = [r["candidate"]["text"] for r in cand if r["candidate"]["text"].startswith("\u2713")]
     assert chosen == [f"\u2713 {model.selected_}"]
     assert html.escape(model.explanation_) in page
-    assert model.criterion_ == ("cv_log_loss" if name == "auto-with-y"
+    assert model.criterion_ == ("cv_error_rate" if name == "auto-with-y"
                                 else "held_out_source_likelihood")
     assert f"<code>{model.criterion_}</code>" in page
 

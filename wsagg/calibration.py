@@ -82,6 +82,6 @@ def calibrated(
     n_classes = params.pop("n_classes", None)
     return AutoAggregator(
         n_classes, candidates=[(spec.name, spec.name, params)], n_folds=n_folds,
-        n_groups=n_groups, calibration=True, one_standard_error=False,
+        n_groups=n_groups, calibration=True, one_standard_error=False, scoring="log_loss",
         unsupervised="criterion", random_state=random_state,
     )

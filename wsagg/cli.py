@@ -186,6 +186,16 @@ def _show_list(values: Any, limit: int = 8) -> str:
 # ------------------------------------------------------------------ output paths
 
 
+def _existing_input(spec: str) -> Path:
+    """The input file named ``spec``; a one-line error when it is missing or a directory."""
+    path = Path(spec)
+    if not path.exists():
+        raise CLIError(f"input file {str(path)!r} does not exist")
+    if path.is_dir():
+        raise CLIError(f"input {str(path)!r} is a directory; pass a label matrix file")
+    return path
+
+
 def _check_not_input(out: Path, inputs: list[Path]) -> None:
     """Refuse an output path that reaches an input file, by any path (``./..``, a symbolic
     link, a hard link)."""
@@ -302,12 +312,8 @@ def _read_table(spec: str, args: argparse.Namespace, *, header: bool | None = No
         source: Any = io.StringIO(text)
         sample, suffix = text[:65536], ""
     else:
-        path = Path(spec)
+        path = _existing_input(spec)
         name = repr(path.name)
-        if not path.exists():
-            raise CLIError(f"input file {str(path)!r} does not exist")
-        if path.is_dir():
-            raise CLIError(f"input {str(path)!r} is a directory; pass a label matrix file")
         suffix = path.suffix.lower()
         source = path
         if suffix == ".parquet":
@@ -368,12 +374,8 @@ def _read_input(spec: str, args: argparse.Namespace) -> tuple[str, Any, str]:
                     raise CLIError(f"column {opt!r} is not in {name}: {list(df.columns)}")
                 rename[opt] = canonical
         return "long", df.rename(columns=rename), name
-    path = Path(spec)
+    path = _existing_input(spec)
     name = repr(path.name)
-    if not path.exists():
-        raise CLIError(f"input file {str(path)!r} does not exist")
-    if path.is_dir():
-        raise CLIError(f"input {str(path)!r} is a directory; pass a label matrix file")
     if suffix == ".npz":
         shapes = _check_npz(path)
         keys = set(shapes)

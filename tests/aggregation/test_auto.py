@@ -46,7 +46,7 @@ def test_explains_its_choice_and_records_every_candidate(crowd):
 def test_with_labels_majority_votes_are_always_candidates_and_cv_decides(crowd):
     y = np.where(np.arange(400) % 3 == 0, crowd.y, -1)
     auto = _fit(AutoAggregator(random_state=0), crowd.L, y)
-    assert auto.criterion_ == "cv_log_loss"
+    assert auto.criterion_ == "cv_error_rate"
     cands = list(auto.cv_results_["candidate"])
     assert "majority" in cands and "majority-accuracy" in cands
     # the chosen candidate's CV loss is within one paired standard error of the best

@@ -259,7 +259,7 @@ class AutoAggregator(BaseAggregator):
         Temper the chosen posteriors (module docstring).
     one_standard_error : bool, default=True
         Prefer the simplest candidate within one standard error of the best CV loss.
-    scoring : {"log_loss", "accuracy"}, default="log_loss"
+    scoring : {"log_loss", "accuracy"}, default="accuracy"
         With known labels, what the cross-validation compares: the held-out log loss
         (after each candidate's temperature calibration) or the held-out error rate
         (``1 - accuracy``); both are reported in ``cv_results_``, and the temperature is
@@ -341,7 +341,7 @@ class AutoAggregator(BaseAggregator):
         n_groups: int = 4,
         calibration: bool = True,
         one_standard_error: bool = True,
-        scoring: str = "log_loss",
+        scoring: str = "accuracy",
         unsupervised: str = "by-source-type",
         tie_break: str = "first",
         random_state: Any = None,
