@@ -19,9 +19,11 @@ Parts (all on the synthetic Dawid-Skene generator, k = 2, m = 20, coverage 0.5 u
    (the design's int32 indices and float64 values, ``read_pass_s``) and vs the two sparse
    products alone.
 4. ``scaling``: time per iteration and per fit from 1e5 to 1e7 votes; log-log slope.
-5. ``huge``: n = 1e7 items (about 1e8 votes): the votes are generated and saved by this
-   process, then loaded and fitted in a child process, whose peak RSS is the input plus the
-   fit (float64 and float32), with the fit's own peak (tracemalloc) and the times.
+5. ``huge``: n = 1e7 items (about 1e8 votes; ``--n-huge`` for other sizes): the votes are
+   generated and saved by this process, then loaded and fitted in a child process, whose
+   peak RSS (``peak_rss_fit_gib``) is the interpreter, the input votes (in the LabelMatrix
+   dtypes, ``index_dtypes``) and the fit (float64 and float32), with the fit's own peak
+   (tracemalloc) and the times; the gold labels are read only after the fit.
 6. ``manyclass``: k = 100, m = 200; Snorkel's dense LabelModel tried in a subprocess with a
    6 GiB address-space limit and a time limit.
 
@@ -29,6 +31,7 @@ Usage::
 
     python benchmarks/bench_dawid_skene_speed.py [--smoke] [--out-dir DIR]
         [--parts peers peers_k10 iteration scaling huge manyclass] [--keep-other-parts]
+        [--n-huge N ...]
 """
 
 from __future__ import annotations
@@ -297,12 +300,10 @@ def hwm_gib():
 
 from wsagg import DawidSkene
 from wsagg.labels import LabelMatrix
-d = np.load(sys.argv[1])
+d = np.load(sys.argv[1])  # (lazy: each array is read when asked for)
 n, m, k = (int(v) for v in d["shape"])
 L = LabelMatrix(d["item"], d["source"], d["label"], n, m, k, np.arange(n), np.arange(m),
                 np.arange(k))
-y = d["y"]
-del d
 gib = 2**30
 rss0 = hwm_gib()
 tracemalloc.start()
@@ -317,10 +318,12 @@ t0 = time.perf_counter()
 p = ds.predict_proba(L)
 t_pred = time.perf_counter() - t0
 pred_peak = tracemalloc.get_traced_memory()[1] / gib - held
+y = d["y"]  # (the gold labels, read only now: not part of the fit's memory)
 print("HUGE_OK", json.dumps({
     "dtype": sys.argv[2], "fit_s": t_fit, "predict_s": t_pred, "n_iter": ds.n_iter_,
     "acc": float(np.mean(p.argmax(1) == y)),
     "input_gib": (L.item.nbytes + L.source.nbytes + L.label.nbytes) / gib,
+    "index_dtypes": f"{L.item.dtype}/{L.source.dtype}/{L.label.dtype}",
     "rss_after_load_gib": rss0, "peak_rss_fit_gib": rss_fit,
     "fit_extra_rss_gib": rss_fit - rss0, "fit_traced_peak_gib": fit_peak,
     "kept_after_fit_gib": held, "predict_traced_peak_gib": pred_peak,
@@ -445,6 +448,9 @@ def main(argv=None):
                     help="keep the saved rows of the parts not run now (several short runs "
                     "make one results file)")
     ap.add_argument("--n-peers", type=float, nargs="*", default=[3e5, 1e6])
+    ap.add_argument("--n-huge", type=float, nargs="*", default=[1e7],
+                    help="items of the 'huge' part (m = 20, coverage 0.5: 10 votes per item; "
+                    "default 1e7, about 1e8 votes)")
     args = ap.parse_args(argv)
     try:
         import torch
@@ -477,7 +483,8 @@ def main(argv=None):
         if "manyclass" in args.parts:
             part_manyclass(100_000, rows, out_dir)
         if "huge" in args.parts:
-            part_huge(10_000_000, rows, out_dir)
+            for n_huge in args.n_huge:
+                part_huge(int(n_huge), rows, out_dir)
     for part in dict.fromkeys(r["part"] for r in rows):
         print(f"\n== {part}")
         print_table(

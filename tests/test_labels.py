@@ -262,3 +262,133 @@ def test_long_float_class_ids_with_n_classes():
     with pytest.raises(ValueError, match="3 distinct labels"):
         as_label_matrix(pd.DataFrame({"item": [1, 1, 2], "source": ["a", "b", "a"],
                                       "label": [0.0, 1.0, 2.0]}), n_classes=2)
+
+
+# -- small index dtypes ------------------------------------------------------------------
+
+
+def _dtypes(lm):
+    return (lm.item.dtype, lm.source.dtype, lm.label.dtype)
+
+
+@pytest.mark.parametrize("shape", ["dense", "dense_int8_fortran", "sparse", "long", "direct"])
+def test_index_arrays_are_small_dtypes(shape):
+    if shape == "dense":
+        lm = as_label_matrix(L_DENSE)
+    elif shape == "dense_int8_fortran":
+        lm = as_label_matrix(np.asfortranarray(L_DENSE.astype(np.int8)))
+    elif shape == "sparse":
+        lm = as_label_matrix(sp.csr_matrix(np.where(L_DENSE >= 0, L_DENSE + 1, 0)))
+    elif shape == "long":
+        lm = as_label_matrix((np.array([5, 5, 9]), np.array(["a", "b", "a"]), np.array([0, 2, 1])))
+    else:  # built directly from int64 arrays: stored small all the same
+        i64 = np.array([0, 1, 1], dtype=np.int64)
+        lm = LabelMatrix(i64, i64, i64, 2, 2, 3, np.arange(2), np.arange(2), np.arange(3))
+    assert _dtypes(lm) == (np.int32, np.int32, np.int8)
+    if shape.startswith("dense"):
+        np.testing.assert_array_equal(lm.to_dense(), L_DENSE)
+
+
+def test_label_dtype_grows_with_k_and_label_plus_one_fits():
+    from wsagg.labels import index_dtype, label_dtype
+
+    assert [label_dtype(k) for k in (2, 127, 128, 32767, 32768)] == [
+        np.int8, np.int8, np.int16, np.int16, np.int32
+    ]
+    assert index_dtype(2**31 - 1) == np.int32 and index_dtype(2**31) == np.int64
+    # class 126 of k = 127 (int8): the sparse view's label + 1 = 127 does not wrap
+    lm = as_label_matrix(np.array([[126, 0]]), n_classes=127)
+    assert lm.label.dtype == np.int8
+    assert lm.to_sparse().toarray().tolist() == [[127, 1]]
+    lm = as_label_matrix(np.array([[199, 0]]), n_classes=200)
+    assert lm.label.dtype == np.int16 and lm.to_dense().tolist() == [[199, 0]]
+
+
+def test_narrowing_an_out_of_range_index_is_refused():
+    big = np.array([0, 2**31 + 5], dtype=np.int64)  # would wrap to a valid-looking int32
+    ok = np.array([0, 1], dtype=np.int64)
+    with pytest.raises(ValueError, match=r"LabelMatrix.item holds 2147483653, outside 0..2"):
+        LabelMatrix(big, ok, ok, 3, 2, 2, np.arange(3), np.arange(2), np.arange(2))
+    with pytest.raises(ValueError, match=r"LabelMatrix.label holds -1"):
+        LabelMatrix(ok, ok, np.array([0, -1]), 3, 2, 2, np.arange(3), np.arange(2),
+                    np.arange(2))
+    with pytest.raises(TypeError, match=r"integer indices; got dtype float64"):
+        LabelMatrix(ok, np.array([0.0, 1.0]), ok, 3, 2, 2, np.arange(3), np.arange(2),
+                    np.arange(2))
+
+
+def test_flat_index_is_int64():
+    from wsagg.labels import flat_index
+
+    item = np.array([2**31 - 2], dtype=np.int32)
+    key = flat_index(item, 30_000, np.array([7], dtype=np.int32))
+    assert key.dtype == np.int64 and int(key[0]) == (2**31 - 2) * 30_000 + 7
+
+
+def _huge_key_space(low: bool, repeat: bool = False):
+    """A sparse (n, m) matrix with n * m = 3e9 > 2**31 cells but 1,200 votes: at the top
+    item and source indices (``low=False``: every flat key item * m + source, and
+    item * k + label, is beyond int32) or, as the reference, the same votes at the lowest
+    indices (no key beyond int32). The two are the same matrix up to a permutation."""
+    n, m, n_used, m_used = 100_000, 30_000, 300, 12
+    rng = np.random.default_rng(5)
+    truth = rng.integers(0, 3, n_used)
+    acc = np.linspace(0.55, 0.9, m_used)
+    rows, cols, vals = [], [], []
+    for j in range(m_used):
+        on = np.flatnonzero(rng.random(n_used) < 0.35)
+        right = rng.random(on.size) < acc[j]
+        lab = np.where(right, truth[on], (truth[on] + rng.integers(1, 3, on.size)) % 3)
+        rows.append(on)
+        cols.append(np.full(on.size, j))
+        vals.append(lab)
+    r, c, v = (np.concatenate(a) for a in (rows, cols, vals))
+    if repeat:  # one repeated vote: (item 0, source 0) twice
+        r, c, v = np.r_[r, 0, 0], np.r_[c, 0, 0], np.r_[v, 1, 1]
+    if not low:
+        r, c = r + (n - n_used), c + (m - m_used)
+    S = sp.coo_matrix((v + 1, (r, c)), shape=(n, m))
+    return S, n - n_used, m - m_used
+
+
+def test_huge_key_space_same_results_as_low_indices():
+    """Votes whose flat keys overflow int32 (item * m ~ 3e9) give exactly the results of
+    the same votes at low indices, for the LabelMatrix methods, majority vote, Dawid-Skene
+    and diagnostics.source_summary."""
+    import warnings
+
+    from wsagg import DawidSkene, MajorityVote
+    from wsagg.diagnostics import source_summary
+
+    S_hi, di, dj = _huge_key_space(low=False)
+    S_lo, _, _ = _huge_key_space(low=True)
+    hi, lo = as_label_matrix(S_hi), as_label_matrix(S_lo)
+    n, m = hi.shape
+    assert _dtypes(hi) == (np.int32, np.int32, np.int8)
+    assert int(hi.item.max()) * m > 2**31 and int(hi.item.max()) * 3 < 2**31
+    # rows/columns of hi in the order of lo's: the used ones first, then the others
+    rows = np.r_[np.arange(di, n), np.arange(di)]
+    cols = np.r_[np.arange(dj, m), np.arange(dj)]
+    assert not hi.has_repeats() and not lo.has_repeats()
+    assert as_label_matrix(_huge_key_space(low=False, repeat=True)[0]).has_repeats()
+    np.testing.assert_array_equal(hi.class_counts()[rows], lo.class_counts())
+    used = slice(0, 3 * (m - dj))  # the voting sources' columns of lo's one-hot matrix
+    V_hi = hi.one_hot()[di:][:, 3 * dj :]
+    V_lo = lo.one_hot()[: n - di][:, used]
+    assert V_hi.nnz == V_lo.nnz == hi.n_votes == lo.one_hot().nnz
+    np.testing.assert_array_equal(V_hi.toarray(), V_lo.toarray())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (most of the 30,000 sources never vote)
+        for make in (MajorityVote, lambda: DawidSkene(n_jobs=1)):
+            np.testing.assert_allclose(
+                make().fit(S_hi).predict_proba(S_hi)[rows],
+                make().fit(S_lo).predict_proba(S_lo), rtol=1e-10, atol=1e-12,
+            )
+        y = np.full(n, -1)
+        y[di::7] = np.arange(di, n, 7) % 3
+        t_hi = source_summary(S_hi, y=y).iloc[cols]
+        t_lo = source_summary(S_lo, y=y[rows])
+    assert t_hi["polarity"].tolist() == t_lo["polarity"].tolist()
+    for col in ("n_votes", "coverage", "overlap", "conflict", "correct", "incorrect"):
+        np.testing.assert_allclose(t_hi[col].to_numpy(float), t_lo[col].to_numpy(float))
+    assert t_lo["overlap"].iloc[:12].min() > 0 and t_lo["conflict"].iloc[:12].max() > 0

@@ -46,7 +46,7 @@ import pandas as pd
 
 from wsagg._validation import warn
 from wsagg.exceptions import DependentSourcesWarning, SparseSourcesWarning
-from wsagg.labels import LabelMatrix, as_label_matrix
+from wsagg.labels import LabelMatrix, as_label_matrix, flat_index
 
 __all__ = ["check_sources", "dependent_sources", "source_parameters"]
 
@@ -146,7 +146,7 @@ def _warn_sparse(lm: LabelMatrix, estimator: Any) -> None:
     if p <= 0:
         return
     need = VOTES_PER_PARAMETER * p
-    votes = np.bincount(lm.source, minlength=m)
+    votes = _count(lm.source, m)
     few = int(np.count_nonzero(votes < need))
     if 2 * few <= m:
         return
@@ -169,6 +169,18 @@ def _warn_sparse(lm: LabelMatrix, estimator: Any) -> None:
     )
 
 
+_COUNT_BLOCK = 1 << 20
+
+
+def _count(idx: np.ndarray, size: int) -> np.ndarray:
+    """``np.bincount(idx, minlength=size)`` by blocks of votes (``np.bincount`` first copies
+    a small-int index array to ``int64``: 800 MB for 1e8 votes at once)."""
+    out = np.zeros(size, dtype=np.int64)
+    for a in range(0, idx.shape[0], _COUNT_BLOCK):
+        out += np.bincount(idx[a : a + _COUNT_BLOCK], minlength=size)
+    return out
+
+
 def _sample(lm: LabelMatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Votes (item-sorted, one per item and source) of at most ``MAX_ITEMS`` evenly spaced
     items holding at most ``MAX_PAIRS`` pairs of co-votes."""
@@ -179,7 +191,7 @@ def _sample(lm: LabelMatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         keep[np.linspace(0, n - 1, MAX_ITEMS).astype(np.int64)] = True
         sel = keep[item]
         item, src, lab = item[sel], src[sel], lab[sel]
-    key = item * m + src
+    key = flat_index(item, m, src)
     _, first = np.unique(key, return_index=True)  # sorted by item, then source
     item, src, lab = item[first], src[first], lab[first]
     vpi = np.bincount(item, minlength=n).astype(np.float64)
@@ -220,7 +232,7 @@ def _dependence(lm: LabelMatrix) -> dict[str, Any]:
         return {"copies": [], "correlated": empty}
     sa, sb = src[a], src[b]  # sa < sb: votes are sorted by source within an item
     agree = lab[a] == lab[b]
-    pair_key, inv = np.unique(sa * m + sb, return_inverse=True)
+    pair_key, inv = np.unique(flat_index(sa, m, sb), return_inverse=True)
     n_agree = np.bincount(inv, weights=agree)
     votes = np.bincount(src, minlength=m)
     pi, pj = pair_key // m, pair_key % m
@@ -246,10 +258,10 @@ def _fit_confusions(
 ) -> tuple[np.ndarray, np.ndarray]:
     """A few Dawid-Skene EM steps (the independence model) on the sampled votes: the log
     confusions ``(m, k, k)`` and the unnormalised log posteriors ``(n, k)``."""
-    C = np.bincount(item * k + lab, minlength=n * k).reshape(n, k).astype(np.float64)
+    C = np.bincount(flat_index(item, k, lab), minlength=n * k).reshape(n, k).astype(np.float64)
     tot = C.sum(axis=1, keepdims=True)
     q = np.where(tot > 0, (C + 1e-3) / (tot + k * 1e-3), 1.0 / k)
-    cell = src * k + lab
+    cell = flat_index(src, k, lab)
     for _ in range(n_iter):
         theta = np.empty((m, k, k))
         for c in range(k):
@@ -278,7 +290,7 @@ def _correlated(
     a, b = _pairs(item, n)
     if a.size == 0:
         return empty
-    pair_key, inv = np.unique(src[a] * m + src[b], return_inverse=True)
+    pair_key, inv = np.unique(flat_index(src[a], m, src[b]), return_inverse=True)
     shared = np.bincount(inv)
     rate = np.bincount(inv, weights=(lab[a] == lab[b])) / shared
     cand = np.flatnonzero(shared >= MIN_SHARED)

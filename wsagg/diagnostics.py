@@ -20,14 +20,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wsagg.labels import LabelMatrix, as_label_matrix, check_known_labels
+from wsagg.labels import LabelMatrix, as_label_matrix, check_known_labels, flat_index
 
 __all__ = ["abstains_are_informative", "label_matrix_summary", "source_summary"]
 
 
 def _per_item_source(lm: LabelMatrix) -> tuple[np.ndarray, np.ndarray]:
     """Unique (item, source) pairs as flat keys and their first-vote indices."""
-    key = lm.item * lm.n_sources + lm.source
+    key = flat_index(lm.item, lm.n_sources, lm.source)
     uniq, first = np.unique(key, return_index=True)
     return uniq, first
 
@@ -44,7 +44,7 @@ def source_summary(L: Any, y: Any = None, n_classes: int | None = None) -> pd.Da
     total = counts.sum(axis=1)
 
     # votes of each (item, source) pair per class, to exclude the source's own votes
-    pair_key = lm.item * m + lm.source
+    pair_key = flat_index(lm.item, m, lm.source)
     uniq_pairs, pair_index = np.unique(pair_key, return_inverse=True)
     own = np.bincount(
         pair_index * k + lm.label, minlength=uniq_pairs.shape[0] * k

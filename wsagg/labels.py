@@ -27,7 +27,10 @@ thousands of empty classes. Known labels ``y`` never add a class that no source 
 (except the second class of a binary problem whose sources all vote one class).
 
 Internally a label matrix is a list of votes ``(item, source, label)`` — its memory and every
-computation on it are linear in the number of votes, whatever ``n`` and ``m`` are. Repeated
+computation on it are linear in the number of votes, whatever ``n`` and ``m`` are. The votes
+are kept in small integer types (``int32`` items and sources, the smallest type that holds
+``k`` for the labels: 9 bytes per vote up to 127 classes; see :class:`LabelMatrix`), so flat
+keys such as ``item * m + source`` are computed with :func:`flat_index` (in ``int64``). Repeated
 votes by one source on one item are handled by the ``duplicates`` policy:
 
 ``"count"`` (default)
@@ -59,8 +62,11 @@ __all__ = [
     "check_inferred_k",
     "check_known_labels",
     "check_memory",
+    "flat_index",
     "frame_item_index",
+    "index_dtype",
     "is_wide_frame",
+    "label_dtype",
     "memory_budget",
 ]
 
@@ -71,15 +77,73 @@ _SOURCE_COLS = ("source", "worker")
 _LABEL_COLS = ("label",)
 
 
+_INT32_MAX = int(np.iinfo(np.int32).max)
+_BLOCK = 1 << 18  # votes per block of the blockwise passes: temporaries stay in cache
+_DENSE_BLOCK = 1 << 16  # cells per block of rows of a dense matrix
+
+
+def index_dtype(n: int) -> np.dtype:
+    """The dtype of an index array over ``n`` things (a LabelMatrix's ``item`` and
+    ``source``): ``int32`` when ``n < 2**31``, else ``int64``."""
+    return np.dtype(np.int32 if n <= _INT32_MAX else np.int64)
+
+
+def label_dtype(k: int) -> np.dtype:
+    """The dtype of a LabelMatrix's ``label`` for ``k`` classes: the smallest signed integer
+    type that holds ``k`` (``int8`` up to 127 classes, then ``int16``, ``int32``), so that
+    ``label + 1`` (the sparse convention) fits too."""
+    for t in (np.int8, np.int16, np.int32):
+        if k <= np.iinfo(t).max:
+            return np.dtype(t)
+    return np.dtype(np.int64)
+
+
+def flat_index(major: np.ndarray, width: int, minor: np.ndarray) -> np.ndarray:
+    """``major * width + minor`` computed in ``int64``: the flat key of a pair of indices
+    (``(item, source)``, ``(source, label)``, ...).
+
+    A LabelMatrix keeps its indices in small integer types (:func:`index_dtype`,
+    :func:`label_dtype`), in which such a product overflows silently once ``n * m`` (or
+    ``n * k``, ``m * k``) reaches ``2**31``; every flat key goes through this function."""
+    out = np.multiply(major, width, dtype=np.int64)
+    out += minor
+    return out
+
+
+def _checked_cast(values: Any, dtype: np.dtype, bound: int, what: str) -> np.ndarray:
+    """``values`` as ``dtype`` (no copy when it already is), refusing values outside
+    ``0..bound-1`` when the cast narrows the type (which would wrap them silently)."""
+    arr = np.asarray(values)
+    if arr.dtype == dtype:
+        return arr
+    if arr.dtype.kind not in "iu" and not (arr.dtype.kind == "f" and arr.size == 0):
+        raise TypeError(
+            f"LabelMatrix.{what} must hold integer indices; got dtype {arr.dtype}."
+        )
+    if arr.size and not np.can_cast(arr.dtype, dtype):
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi >= bound:
+            raise ValueError(
+                f"LabelMatrix.{what} holds {lo if lo < 0 else hi}, outside 0..{bound - 1}; "
+                "indices must lie in 0..n-1 (use as_label_matrix to convert votes)."
+            )
+    return arr.astype(dtype)
+
+
 @dataclass(frozen=True, eq=False)
 class LabelMatrix:
     """Canonical label matrix: votes as three aligned integer arrays.
 
     Attributes
     ----------
-    item, source, label : ndarray of int64, shape (n_votes,)
+    item, source, label : ndarray, shape (n_votes,)
         The votes: source ``source[v]`` gave class index ``label[v]`` to item ``item[v]``.
-        Abstains are simply absent.
+        Abstains are simply absent. Stored in small integer types, whatever the dtype
+        they were given in: ``item`` and ``source`` as ``int32`` (``int64`` for ``n`` or
+        ``m`` of ``2**31`` or more, :func:`index_dtype`), ``label`` as the smallest
+        signed type that holds ``k`` (``int8`` up to 127 classes, :func:`label_dtype`).
+        Arithmetic on them stays in that type: compute flat keys such as
+        ``item * m + source`` with :func:`flat_index` (in ``int64``).
     n_items, n_sources, n_classes : int
         ``n``, ``m`` and ``k``.
     item_ids : ndarray, shape (n_items,)
@@ -110,6 +174,17 @@ class LabelMatrix:
     source_names: np.ndarray
     classes: np.ndarray
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # the index arrays in their small dtypes (a no-op when they already are)
+        for name, dtype, bound in (
+            ("item", index_dtype(self.n_items), self.n_items),
+            ("source", index_dtype(self.n_sources), self.n_sources),
+            ("label", label_dtype(self.n_classes), self.n_classes),
+        ):
+            object.__setattr__(
+                self, name, _checked_cast(getattr(self, name), dtype, bound, name)
+            )
 
     @property
     def n_votes(self) -> int:
@@ -207,17 +282,8 @@ class LabelMatrix:
         total = int(lens.sum())
         first = np.repeat(np.cumsum(lens) - lens, lens)
         votes = order[np.repeat(starts[index], lens) + np.arange(total) - first]
-        return LabelMatrix(
-            item=np.repeat(np.arange(index.shape[0]), lens).astype(np.int64),
-            source=self.source[votes],
-            label=self.label[votes],
-            n_items=int(index.shape[0]),
-            n_sources=self.n_sources,
-            n_classes=self.n_classes,
-            item_ids=self.item_ids[index],
-            source_names=self.source_names,
-            classes=self.classes,
-        )
+        item = np.repeat(np.arange(index.shape[0], dtype=index_dtype(index.shape[0])), lens)
+        return self._rows_of(index, item, votes)
 
     def one_hot(self) -> sp.csr_matrix:
         """Sparse one-hot vote matrix ``V`` of shape ``(n, m * k)``.
@@ -227,7 +293,7 @@ class LabelMatrix:
         two sparse products.
         """
         if "one_hot" not in self._cache:
-            cols = self.source * self.n_classes + self.label
+            cols = flat_index(self.source, self.n_classes, self.label)
             shape = (self.n_items, self.n_sources * self.n_classes)
             data = np.ones(self.n_votes, dtype=np.float64)
             item = self.item
@@ -251,7 +317,7 @@ class LabelMatrix:
         """Votes per item and class, shape ``(n, k)``, optionally weighted per source."""
         w = np.ones(self.n_votes) if weights is None else np.asarray(weights, float)[self.source]
         flat = np.bincount(
-            self.item * self.n_classes + self.label,
+            flat_index(self.item, self.n_classes, self.label),
             weights=w,
             minlength=self.n_items * self.n_classes,
         )
@@ -268,7 +334,7 @@ class LabelMatrix:
     def has_repeats(self) -> bool:
         """Whether some source voted more than once on some item."""
         if "has_repeats" not in self._cache:
-            key = np.sort(self.item * self.n_sources + self.source)
+            key = np.sort(flat_index(self.item, self.n_sources, self.source))
             self._cache["has_repeats"] = bool((key[1:] == key[:-1]).any())
         return self._cache["has_repeats"]
 
@@ -295,7 +361,7 @@ class LabelMatrix:
                 "sparse (n, m) matrix with value label + 1 cannot represent. Use to_long()."
             )
         return sp.csr_matrix(
-            (self.label + 1, (self.item, self.source)),
+            (self.label.astype(np.int64) + 1, (self.item, self.source)),
             shape=(self.n_items, self.n_sources),
             dtype=np.int64,
         )
@@ -315,22 +381,18 @@ class LabelMatrix:
         index = np.asarray(index)
         if index.dtype == bool:
             index = np.flatnonzero(index)
-        position = np.full(self.n_items, -1, dtype=np.int64)
+        position = np.full(self.n_items, -1, dtype=index_dtype(index.shape[0]))
         position[index] = np.arange(index.shape[0])
         if np.count_nonzero(position >= 0) != index.shape[0]:  # O(n); np.unique is slow
             raise ValueError("take_items needs distinct item indices.")
         keep = position[self.item] >= 0
-        return LabelMatrix(
-            item=position[self.item[keep]],
-            source=self.source[keep],
-            label=self.label[keep],
-            n_items=int(index.shape[0]),
-            n_sources=self.n_sources,
-            n_classes=self.n_classes,
-            item_ids=self.item_ids[index],
-            source_names=self.source_names,
-            classes=self.classes,
-        )
+        return self._rows_of(index, position[self.item[keep]], keep)
+
+    def _rows_of(self, index: np.ndarray, item: np.ndarray, votes: np.ndarray) -> LabelMatrix:
+        """The matrix of the items ``index`` (new item ``item`` of each kept vote ``votes``,
+        a mask or positions), with the same sources and classes."""
+        return replace(self, item=item, source=self.source[votes], label=self.label[votes],
+                       n_items=int(index.shape[0]), item_ids=self.item_ids[index], _cache={})
 
 
 # ----------------------------------------------------------------------------------------
@@ -551,7 +613,11 @@ def check_inferred_k(
     if k > 2 * n + 2:  # d <= n, so this k is refused whatever the ids are
         distinct = np.unique(labels)
     else:
-        distinct = np.flatnonzero(np.bincount(labels.astype(np.int64, copy=False), minlength=k))
+        seen = np.zeros(k, dtype=np.int64)
+        flat = labels.reshape(-1)
+        for a in range(0, n, _BLOCK):  # (bincount copies its input to int64: by blocks)
+            seen += np.bincount(flat[a : a + _BLOCK], minlength=k)
+        distinct = np.flatnonzero(seen)
     d = int(distinct.size)
     if k <= d + 2:
         return
@@ -677,21 +743,13 @@ def _from_dense(L: Any, n_classes: int | None, y: Any, names: Any) -> LabelMatri
     n, m = arr.shape
     if n == 0 or m == 0:
         raise ValueError(_empty_message(arr.shape))
-    vals = _as_int_labels(arr, "The label matrix")
-    min_label = int(vals.min())
-    if min_label < -1:
-        raise ValueError(
-            f"The label matrix contains {min_label}; the only negative value allowed is -1 "
-            "(abstain). Classes are 0..k-1."
-        )
-    flat = np.ascontiguousarray(vals).reshape(-1)
-    index = np.flatnonzero(flat >= 0)  # row-major: votes come grouped by item
-    label = flat[index].astype(np.int64, copy=False)
+    # integer input is read in its own dtype (no int64 copy of the matrix)
+    vals = arr if arr.dtype.kind in "iu" else _as_int_labels(arr, "The label matrix")
+    item, source, label = _dense_votes(vals)
     k = _resolve_k(label, n_classes, y, dtype=arr.dtype)
-    rows, cols = np.divmod(index, m)
     return LabelMatrix(
-        item=rows,
-        source=cols,
+        item=item,
+        source=source,
         label=label,
         n_items=n,
         n_sources=m,
@@ -700,6 +758,40 @@ def _from_dense(L: Any, n_classes: int | None, y: Any, names: Any) -> LabelMatri
         source_names=_names(names, m, "source names"),
         classes=np.arange(k),
     )
+
+
+def _dense_votes(vals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The votes (cells ``>= 0``) of a dense integer ``(n, m)`` matrix, row-major (grouped
+    by item, sources ascending), in the LabelMatrix dtypes: two passes over blocks of rows
+    (check and count, then fill), no temporary of the size of the matrix and none of
+    ``int64`` per vote (about as fast as one ``np.flatnonzero`` of the whole matrix)."""
+    n, m = vals.shape
+    rows = max(1, _DENSE_BLOCK // m)
+    lo, hi, n_votes = 0, -1, 0
+    for r in range(0, n, rows):
+        blk = vals[r : r + rows]
+        lo, hi = min(lo, int(blk.min())), max(hi, int(blk.max()))
+        n_votes += int(np.count_nonzero(blk >= 0))
+    if lo < -1:
+        raise ValueError(
+            f"The label matrix contains {lo}; the only negative value allowed is -1 "
+            "(abstain). Classes are 0..k-1."
+        )
+    item = np.empty(n_votes, dtype=index_dtype(n))
+    source = np.empty(n_votes, dtype=index_dtype(m))
+    label = np.empty(n_votes, dtype=label_dtype(hi + 1))
+    pos = 0
+    for r in range(0, n, rows):
+        blk = np.ascontiguousarray(vals[r : r + rows]).reshape(-1)
+        index = np.flatnonzero(blk >= 0)
+        end = pos + index.shape[0]
+        row, col = np.divmod(index, m)
+        row += r
+        item[pos:end] = row
+        source[pos:end] = col
+        label[pos:end] = blk[index]
+        pos = end
+    return item, source, label
 
 
 def _from_sparse(
@@ -719,9 +811,10 @@ def _from_sparse(
             "scipy.sparse.csr_matrix(L + 1) on the dense matrix."
         )
     keep = data > 0  # an explicitly stored 0 is an abstain
-    rows = coo.row[keep].astype(np.int64)
-    cols = coo.col[keep].astype(np.int64)
+    rows = coo.row[keep].astype(index_dtype(n))
+    cols = coo.col[keep].astype(index_dtype(m))
     labels = data[keep] - 1
+    labels = labels.astype(label_dtype(int(labels.max()) + 1 if labels.size else 2))
     rows, cols, labels = _apply_duplicates(rows, cols, labels, m, duplicates)
     k = _resolve_k(labels, n_classes, y, what="The sparse label matrix")
     return LabelMatrix(
@@ -742,7 +835,7 @@ def _apply_duplicates(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if policy == "count" or rows.size == 0:
         return rows, cols, labels
-    key = rows * m + cols
+    key = flat_index(rows, m, cols)
     order = np.argsort(key, kind="stable")  # equal keys keep input order
     sorted_key = key[order]
     repeated = sorted_key[1:] == sorted_key[:-1]
@@ -884,8 +977,8 @@ def _from_long(
                 "source_names_; drop the new source's rows or refit."
             )
     labels, present = _long_votes(labels)
-    rows = np.asarray(item_codes, dtype=np.int64)
-    cols = np.asarray(source_codes, dtype=np.int64)
+    rows = np.asarray(item_codes, dtype=index_dtype(item_ids.shape[0]))
+    cols = np.asarray(source_codes, dtype=index_dtype(names.shape[0]))
     if present is not None:  # rows with abstains (-1, NaN, empty) register items, no votes
         rows, cols = rows[present], cols[present]
     fast = _int_label_codes(labels, n_classes, classes)
@@ -894,7 +987,7 @@ def _from_long(
     else:
         label_codes, cls = _generic_label_codes(labels, n_classes, classes)
     rows, cols, labs = _apply_duplicates(
-        rows, cols, label_codes.astype(np.int64), names.shape[0], duplicates
+        rows, cols, label_codes.astype(label_dtype(cls.shape[0])), names.shape[0], duplicates
     )
     return LabelMatrix(
         item=rows,

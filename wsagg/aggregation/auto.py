@@ -64,7 +64,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from wsagg._registry import AGGREGATORS, get_aggregator
 from wsagg.base import BaseAggregator
 from wsagg.diagnostics import abstains_are_informative
-from wsagg.labels import LabelMatrix
+from wsagg.labels import LabelMatrix, flat_index
 
 __all__ = ["AutoAggregator", "default_candidates", "source_log_likelihoods"]
 
@@ -130,7 +130,8 @@ def _source_groups(lm: LabelMatrix, n_groups: int, salt: float) -> np.ndarray:
     other perfectly and fool the criterion — always fall in the same group."""
     k = lm.n_classes
     hist = np.bincount(lm.source * k + lm.label, minlength=lm.n_sources * k).reshape(-1, k)
-    agree = np.bincount(lm.item * k + lm.label, minlength=lm.n_items * k)[lm.item * k + lm.label]
+    key = flat_index(lm.item, k, lm.label)  # (int64: n k may pass 2**31)
+    agree = np.bincount(key, minlength=lm.n_items * k)[key]
     agree_sum = np.bincount(lm.source, weights=agree, minlength=lm.n_sources)
     key = np.sort(hist, axis=1) @ (1.0 + np.arange(k)) * 0.001 + agree_sum * 0.0137
     uniq, inverse = np.unique(key, return_inverse=True)
@@ -147,7 +148,8 @@ def _item_halves(lm: LabelMatrix, salt: float) -> np.ndarray:
     k = lm.n_classes
     hist = np.bincount(lm.source * k + lm.label, minlength=lm.n_sources * k).reshape(-1, k)
     src_key = _frac_hash(np.sort(hist, axis=1) @ (1.0 + np.arange(k)), 0.75)
-    agree = np.bincount(lm.item * k + lm.label, minlength=lm.n_items * k)[lm.item * k + lm.label]
+    key = flat_index(lm.item, k, lm.label)  # (int64: n k may pass 2**31)
+    agree = np.bincount(key, minlength=lm.n_items * k)[key]
     sig = np.bincount(lm.item, weights=_frac_hash(agree + src_key[lm.source], 0.25),
                       minlength=lm.n_items)
     u = _frac_hash(sig * 3.1 + k, salt)

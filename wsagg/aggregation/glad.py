@@ -85,7 +85,7 @@ from sklearn.utils.parallel import _get_threadpool_controller
 
 from wsagg._validation import user_stacklevel
 from wsagg.base import BaseAggregator
-from wsagg.labels import LabelMatrix
+from wsagg.labels import LabelMatrix, flat_index
 
 __all__ = ["GLAD"]
 
@@ -105,7 +105,7 @@ def _log_joint(
     log_right, log_wrong = _vote_terms(x, k)
     base = np.bincount(lm.item, weights=log_wrong, minlength=n)
     gain = np.bincount(
-        lm.item * k + lm.label, weights=log_right - log_wrong, minlength=n * k
+        flat_index(lm.item, k, lm.label), weights=log_right - log_wrong, minlength=n * k
     ).reshape(n, k)
     return gain + base[:, None] + log_prior[None, :]
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from wsagg.labels import DuplicatePolicy, LabelMatrix, as_label_matrix
+from wsagg.labels import DuplicatePolicy, LabelMatrix, as_label_matrix, flat_index
 
 __all__ = ["Dataset"]
 
@@ -129,7 +129,7 @@ class Dataset:
             {
                 "item": self.L.item_ids[self.L.item],
                 "source": np.asarray(self.source_names, dtype=object)[self.L.source],
-                "label": self.L.label,
+                "label": self.L.label.astype(np.int64),  # (stored in the small dtype)
             }
         )
 
@@ -161,7 +161,7 @@ class Dataset:
         gold = self.has_gold
         counts = np.bincount(self.y[gold], minlength=self.n_classes)
         n, m = self.n_items, self.n_sources
-        _, pair_counts = np.unique(self.L.item * m + self.L.source, return_counts=True)
+        _, pair_counts = np.unique(flat_index(self.L.item, m, self.L.source), return_counts=True)
         n_dup_pairs = int(np.sum(pair_counts > 1))
         return {
             "dataset": self.name,

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from wsagg.aggregation.dawid_skene.backends.numpy import bincount_chunked, row_reduce
 from wsagg.diagnostics import abstains_are_informative
-from wsagg.labels import LabelMatrix
+from wsagg.labels import LabelMatrix, flat_index
 
 __all__ = [
     "Design",
@@ -104,6 +104,11 @@ def one_hot(lm: LabelMatrix, dtype: Any = np.float64) -> sp.csr_matrix:
     Cached on ``lm`` (one entry per dtype), so that every fit and prediction that is handed
     the same :class:`~wsagg.labels.LabelMatrix` converts its votes once. Equal, as a
     matrix, to :meth:`wsagg.labels.LabelMatrix.one_hot`.
+
+    Memory: for votes grouped by item (dense and sparse input, and long input sorted by
+    item) the matrix itself (``nnz`` values of ``dtype``, ``nnz`` ``int32`` column indices,
+    ``n + 1`` row pointers) and one chunk's temporaries; other orders go through scipy's
+    COO -> CSR conversion (a second copy while it runs).
     """
     dtype = np.dtype(dtype)
     key = ("wsagg.dawid_skene.one_hot", dtype.str)
@@ -115,28 +120,35 @@ def one_hot(lm: LabelMatrix, dtype: Any = np.float64) -> sp.csr_matrix:
     idx_t = index_dtype(nv, m * k + m)
     item, src, lab = lm.item, lm.source, lm.label
     indices = np.empty(nv, dtype=idx_t)
+    indptr = np.zeros(n + 1, dtype=idx_t)
     grouped, canonical = True, True
     for a in range(0, nv, _CHUNK):  # the column of each vote; grouped by item? sorted?
         b = min(a + _CHUNK, nv)
         col = indices[a:b]
-        np.add(src[a:b] * k, lab[a:b], out=col, casting="unsafe")
+        np.multiply(src[a:b], k, out=col, dtype=idx_t)  # (in idx_t: m k may pass 2^31)
+        col += lab[a:b]
+        if not grouped:
+            continue
         lo = max(a - 1, 0)  # one vote of overlap with the previous chunk
         it = item[lo:b]
         if bool(np.any(it[1:] < it[:-1])):
             grouped = False
-            break
+            continue
         if canonical:
             c = indices[lo:b]
             canonical = bool(np.all((c[1:] > c[:-1]) | (it[1:] != it[:-1])))
+        # votes per item of this chunk (its items are one sorted range: a short bincount)
+        first = int(item[a])
+        per_item = np.bincount(item[a:b] - first)
+        indptr[first + 1 : first + 1 + per_item.shape[0]] += per_item.astype(idx_t)
     if not grouped:  # votes in no particular order: scipy's COO -> CSR (sums repeats)
-        del indices
         V = sp.csr_matrix(
-            (np.ones(nv, dtype=dtype), (item, src * k + lab)), shape=(n, m * k), dtype=dtype
+            (np.ones(nv, dtype=dtype), (item, indices)), shape=(n, m * k), dtype=dtype
         )
+        del indices
         V.sum_duplicates()
     else:
-        indptr = np.zeros(n + 1, dtype=idx_t)
-        np.cumsum(bincount_chunked(item, None, n), out=indptr[1:])
+        np.cumsum(indptr, out=indptr)
         V = sp.csr_matrix((np.ones(nv, dtype=dtype), indices, indptr), shape=(n, m * k),
                           copy=False)
         if canonical:
@@ -459,7 +471,7 @@ def initial_posterior(
     else:
         tot = np.bincount(lm.item, minlength=lm.n_items).astype(np.float64)
         w = 1.0 / tot[lm.item]  # each vote's share of its item: O(votes)
-        q = np.bincount(lm.item * k + lm.label, weights=w, minlength=lm.n_items * k)
+        q = np.bincount(flat_index(lm.item, k, lm.label), weights=w, minlength=lm.n_items * k)
         # float even without votes (numpy's bincount of nothing is integer, which would
         # truncate the uniform 1/k below to 0)
         q = q.reshape(lm.n_items, k).astype(np.float64, copy=False)

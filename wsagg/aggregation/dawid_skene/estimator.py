@@ -618,7 +618,9 @@ class DawidSkene(BaseAggregator):
                     label_share = np.bincount(known[known >= 0], minlength=lm.n_classes) / n_known
             # (of the votes' own shares, unclamped)
             mv_share = (mv_total - n_unc / lm.n_classes) / n_cov
-            pred = np.argmax(proba[covered], axis=1) if n_unc else np.argmax(proba, axis=1)
+            pred = np.argmax(proba, axis=1)  # (then the covered items: no copy of proba)
+            if n_unc:
+                pred = pred[covered]
             # (predicted shares of a handful of items say nothing: only from 50 covered items)
             post_share = np.bincount(pred, minlength=lm.n_classes) / n_cov
             self._check_prior_collapse(

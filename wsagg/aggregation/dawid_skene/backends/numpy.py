@@ -231,7 +231,9 @@ class NumpyBackend:
         self.n_jobs = max(1, min(int(n_jobs), len(self.blocks)))
         self._pool: ThreadPoolExecutor | None = None
         self._colsum: np.ndarray | None = colsum
-        self._q: list[Any] | None = None  # per block: q (general k) or (q0, q1) (k = 2)
+        # the unclamped posterior (n, k) float64 of the last E-step, written block by block
+        # by the E-step itself (no per-block copies to assemble afterwards)
+        self._q: np.ndarray | None = None
 
     # -- plumbing ------------------------------------------------------------------------
     def __getstate__(self) -> dict:
@@ -286,17 +288,21 @@ class NumpyBackend:
         b = np.asarray(offset, dtype=self.dtype)
         f32 = self.dtype == np.float32
 
+        out = np.empty((self.n, k), dtype=np.float64)
+
         def run(blk: _Block) -> tuple:
             S = blk.X @ T
             S += b
             free = S[blk.kidx] if blk.kidx.size else None  # unclamped, for last_posterior
             q, ll = _softmax_rows(S, blk.kidx, blk.ky)
+            out[blk.a : blk.b] = q
             if free is not None:
                 free, _ = _softmax_rows(free, _NONE, _NONE)
-            return ll, blk.mstat(q), _col_sum64(q), q, free
+                out[blk.a + blk.kidx] = free
+            return ll, blk.mstat(q), _col_sum64(q)
 
         parts = self._map(run)
-        self._q = [(p[3], p[4]) for p in parts]
+        self._q = out
         ll = float(sum(p[0] for p in parts)) + ll_shift
         stats = np.zeros((self.X.shape[1], k))
         q_sum = np.zeros(k)
@@ -315,23 +321,25 @@ class NumpyBackend:
         gap = self.dtype.type(offset[1] - offset[0])
         f32 = self.dtype == np.float32
 
+        out = np.empty((self.n, 2), dtype=np.float64)
+
         def run(blk: _Block) -> tuple:
             r = blk.X @ w
             r += gap
             q0, q1, ll = _logistic(r)
-            free = None
+            out[blk.a : blk.b, 0] = q0  # (unclamped, for last_posterior)
+            out[blk.a : blk.b, 1] = q1
             if blk.kidx.size:
-                free = (q0[blk.kidx].copy(), q1[blk.kidx].copy())
                 ky = blk.ky
                 rk = r[blk.kidx].astype(np.float64)
                 # known items: the complete-data term S_y = S_0 + y r instead of S_0 + sp(r)
                 ll += float((ky * rk).sum() - _softplus64(rk).sum())
                 q1[blk.kidx] = ky
                 q0[blk.kidx] = 1 - ky
-            return ll, blk.mstat(q1), _sum64(q0), _sum64(q1), (q0, q1), free
+            return ll, blk.mstat(q1), _sum64(q0), _sum64(q1)
 
         parts = self._map(run)
-        self._q = [(p[4], p[5]) for p in parts]
+        self._q = out
         c = self.colsum()
         ll = float(c @ t0) + self.n * float(offset[0]) + float(sum(p[0] for p in parts))
         s1 = np.zeros(self.X.shape[1])
@@ -354,25 +362,9 @@ class NumpyBackend:
     def last_posterior(self) -> np.ndarray:
         """Unclamped posterior ``(n, k)`` (float64) at the parameters of the last
         :meth:`e_step` (what :meth:`posterior` would return for them), without recomputing
-        the products. Frees the per-block posteriors."""
+        the products: the array the E-step wrote, handed over (not copied)."""
         assert self._q is not None
-        parts, self._q = self._q, None
-        two = bool(parts) and isinstance(parts[0][0], tuple)
-        k = 2 if two else (parts[0][0].shape[1] if parts else 0)
-        out = np.empty((self.n, k), dtype=np.float64)
-        for i, blk in enumerate(self.blocks):
-            q, free = parts[i]
-            parts[i] = None  # freed block by block: the peak is the result plus one block
-            if two:
-                out[blk.a : blk.b, 0] = q[0]
-                out[blk.a : blk.b, 1] = q[1]
-                if free is not None:
-                    out[blk.a + blk.kidx, 0] = free[0]
-                    out[blk.a + blk.kidx, 1] = free[1]
-            else:
-                out[blk.a : blk.b] = q
-                if free is not None:
-                    out[blk.a + blk.kidx] = free
+        out, self._q = self._q, None
         return out
 
     # -- the other passes ----------------------------------------------------------------
