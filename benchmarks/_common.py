@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -50,20 +49,18 @@ def environment(packages: Sequence[str] = ("numpy", "scipy", "sklearn", "pandas"
             "cpus": n_cpu,
             "memory_gib": mem_gib,
         },
+        # the load average when the results were saved (1, 5, 15 min): the machine is shared
+        "load_average": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg")
+        else None,
         "versions": versions,
     }
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    from wsagg._atomic import write_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text, overwrite=True)
 
 
 def save_results(
@@ -102,12 +99,11 @@ def print_table(rows: list[dict[str, Any]], floatfmt: str = ".4g") -> str:
 
 def save_figure(fig: Any, path: Path) -> None:
     """Save a matplotlib figure atomically as PNG."""
+    import io
+
+    from wsagg._atomic import write_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    write_atomic(path, buf.getvalue(), overwrite=True)

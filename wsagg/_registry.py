@@ -80,7 +80,7 @@ class AggregatorSpec:
 _SPECS = [
     AggregatorSpec(
         "auto", "wsagg.aggregation.auto:AutoAggregator",
-        "chooses among the registered aggregators by cross-validated log loss (known labels) "
+        "chooses among the registered aggregators by cross-validated accuracy (known labels) "
         "or held-out vote likelihood (none), then calibrates the posteriors",
     ),
     AggregatorSpec(

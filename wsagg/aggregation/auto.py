@@ -8,8 +8,9 @@ criteria:
 
 **With known labels** (some ``y >= 0``): stratified ``K``-fold cross-validation over the
 known items. Every candidate sees *all* votes; the training folds' labels are clamped and
-the held-out fold's hidden. The held-out predictions are scored by log loss (accuracy is
-reported beside it), after the temperature calibration below, and the *one-standard-error
+the held-out fold's hidden. The held-out predictions are scored by their error rate
+(``scoring="accuracy"``, the default, chosen by leave-one-dataset-out) or by their log loss
+after the temperature calibration below (``scoring="log_loss"``), and the *one-standard-error
 rule* (Breiman et al. 1984; Hastie, Tibshirani & Friedman 2009, sec. 7.10) picks the
 simplest candidate whose mean loss is within one standard error of the best: majority vote
 and the accuracy-weighted (one-coin log-odds) vote are always candidates, so ``auto`` is
@@ -238,7 +239,7 @@ def _subset(lm: LabelMatrix, keep: np.ndarray) -> LabelMatrix:
 class AutoAggregator(BaseAggregator):
     """Chooses an aggregator from the data and calibrates its soft labels.
 
-    The criteria (cross-validated log loss with known labels, held-out source likelihood
+    The criteria (cross-validated error rate with known labels, held-out source likelihood
     without) and the calibration are stated in the module docstring of
     :mod:`wsagg.aggregation.auto`; ``docs/auto.md`` explains how the defaults were chosen
     (leave-one-dataset-out).
