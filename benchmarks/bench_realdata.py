@@ -234,12 +234,13 @@ def lodo_table(rows: list[dict], lodo: dict) -> list[dict]:
         lf_like = pd.Series({d: bool(e["lf_like"]) for d, e in lodo.items()})
         # by source type: method a where abstains are informative (labeling functions),
         # method b elsewhere (crowd workers), for every pair (a, b)
-        for a_m in fixed:
-            for b_m in fixed:
-                if a_m != b_m:
-                    table[f"by source type (LF: {a_m}, crowd: {b_m})"] = pd.Series(
-                        {d: acc.loc[d, a_m] if lf_like.get(d, False) else acc.loc[d, b_m]
-                         for d in acc.index})
+        pairs = {
+            f"by source type (LF: {a_m}, crowd: {b_m})": pd.Series(
+                {d: acc.loc[d, a_m] if lf_like.get(d, False) else acc.loc[d, b_m]
+                 for d in acc.index})
+            for a_m in fixed for b_m in fixed if a_m != b_m
+        }
+        table = pd.concat([table, pd.DataFrame(pairs)], axis=1)  # (one insert, not 169)
     out = []
     for d in table.index:
         others = table.drop(index=d).mean()
