@@ -60,8 +60,10 @@ BEST_PEER_SET = (
 SKIP_UNSUP = {"adversarial"}  # needs labels
 # AutoAggregator's CV settings with labels, chosen between by leave-one-dataset-out
 SEMI_VARIANTS = {
-    f"auto[{sc}{'' if se else ',argmax'}]": {"scoring": sc, "one_standard_error": se}
-    for sc in ("log_loss", "accuracy") for se in (True, False)
+    **{f"auto[{sc}{'' if se else ',argmax'}]": {"scoring": sc, "one_standard_error": se}
+       for sc in ("log_loss", "accuracy") for se in (True, False)},
+    **{f"auto[{sc},unsupervised-baseline]": {"scoring": sc, "baseline": "unsupervised"}
+       for sc in ("log_loss", "accuracy")},
 }
 PEER_TIMEOUT_S = 180  # a peer still running after this is recorded as "> 180 s"
 

@@ -161,3 +161,19 @@ def test_scoring_accuracy_selects_by_held_out_error_rate():
     np.testing.assert_allclose(r["score"][ok], 1.0 - r["accuracy"][ok])
     assert np.all(r["log_loss"][ok] > 0)
     assert r["score"][list(r["candidate"]).index(auto.selected_)] == r["score"][ok].min()
+
+
+def test_baseline_unsupervised_keeps_the_policy_choice_within_noise():
+    """Easy crowd votes: every candidate is within noise of the best. The 1-SE rule keeps the
+    simplest (majority vote) with baseline="simplest", and the unsupervised policy's choice
+    (Dawid-Skene for crowd workers) by default (baseline="unsupervised")."""
+    d = make_dawid_skene(600, 7, 2, coverage=1.0, accuracy=(0.8, 0.95), random_state=4)
+    y = np.where(np.arange(600) % 2 == 0, d.y, -1)
+    simple = _fit(AutoAggregator(baseline="simplest", random_state=0), d.L, y)
+    base = _fit(AutoAggregator(random_state=0), d.L, y)
+    assert simple.selected_ == "majority"
+    assert base.selected_ == "dawid-skene"
+    r = base.cv_results_
+    best = np.nanmin(r["score"])
+    i = list(r["candidate"]).index("dawid-skene")
+    assert r["score"][i] - best <= r["score_std_err"][i]

@@ -11,8 +11,9 @@ known items. Every candidate sees *all* votes; the training folds' labels are cl
 the held-out fold's hidden. The held-out predictions are scored by their error rate
 (``scoring="accuracy"``, the default, chosen by leave-one-dataset-out) or by their log loss
 after the temperature calibration below (``scoring="log_loss"``), and the *one-standard-error
-rule* (Breiman et al. 1984; Hastie, Tibshirani & Friedman 2009, sec. 7.10) picks the
-simplest candidate whose mean loss is within one standard error of the best: majority vote
+rule* (Breiman et al. 1984; Hastie, Tibshirani & Friedman 2009, sec. 7.10) keeps, among
+the candidates whose mean loss is within one standard error of the best, the one the
+unsupervised policy would choose (``baseline="unsupervised"``), else the simplest: majority vote
 and the accuracy-weighted (one-coin log-odds) vote are always candidates, so ``auto`` is
 never worse than them beyond noise.
 
@@ -268,6 +269,11 @@ class AutoAggregator(BaseAggregator):
         (``1 - accuracy``); both are reported in ``cv_results_``, and the temperature is
         fitted by log loss either way. The default is the one leave-one-dataset-out over
         the shared datasets chose (``benchmarks/bench_realdata.py``, ``docs/auto.md``).
+    baseline : {"simplest", "unsupervised"}, default="unsupervised"
+        Which candidate the one-standard-error rule keeps when several are within noise
+        of the best, with known labels: the simplest (the candidates' order, majority vote
+        first), or the choice the ``"by-source-type"`` unsupervised policy would make (then
+        the simplest). Chosen by leave-one-dataset-out (``docs/auto.md``).
     unsupervised : str, default="by-source-type"
         What to do without (enough) known labels. ``"criterion"``: choose among the
         candidates by the held-out source likelihood. ``"by-source-type"``: ``MACE`` when
@@ -329,6 +335,7 @@ class AutoAggregator(BaseAggregator):
         "n_groups": [Interval(Integral, 2, None, closed="left")],
         "calibration": ["boolean"],
         "scoring": [StrOptions({"log_loss", "accuracy"})],
+        "baseline": [StrOptions({"simplest", "unsupervised"})],
         "one_standard_error": ["boolean"],
         "unsupervised": [str],
         "tie_break": [StrOptions({"first", "random"})],
@@ -345,6 +352,7 @@ class AutoAggregator(BaseAggregator):
         calibration: bool = True,
         one_standard_error: bool = True,
         scoring: str = "accuracy",
+        baseline: str = "unsupervised",
         unsupervised: str = "by-source-type",
         tie_break: str = "first",
         random_state: Any = None,
@@ -356,6 +364,7 @@ class AutoAggregator(BaseAggregator):
         self.calibration = calibration
         self.one_standard_error = one_standard_error
         self.scoring = scoring
+        self.baseline = baseline
         self.unsupervised = unsupervised
         self.tie_break = tie_break
         self.random_state = random_state
@@ -464,9 +473,14 @@ class AutoAggregator(BaseAggregator):
             r.pop("sample_weights", None)
         chosen = best
         if self.one_standard_error:
-            # the simplest candidate whose loss is within one (paired) standard error
+            # the simplest candidate whose loss is within one (paired) standard error; with
+            # baseline="unsupervised" the unsupervised policy's choice is tried first
+            order = list(ok)
+            if use_cv and self.baseline == "unsupervised":
+                base = self._policy_candidate("by-source-type", lm, k)[0]
+                order = sorted(ok, key=lambda i: rows[i]["candidate"] != base)
             chosen = next(
-                i for i in ok
+                i for i in order
                 if sign * (rows[i]["score"] - rows[best]["score"]) <= rows[i]["score_std_err"]
             )
         label, method, params = rows[chosen]["candidate"], rows[chosen]["method"], rows[chosen][
