@@ -86,6 +86,11 @@ CASES = [
     ("matplotlib", "plot", "wsagg.report('majority', L)", "matplotlib"),
     ("tqdm", "progress",
      "PandasLFApplier([lf_even], n_classes=2, progress_bar=True).apply(DF)", "progress_bar"),
+    ("tqdm", "progress",
+     # (the bar of SoftLabelClassifier(progress=True); not a whole fit: torch's compiler
+     # probes optional modules with find_spec, which this harness's blocker makes raise)
+     "from wsagg.downstream._classifier import _progress; _progress(range(3), True)",
+     "progress=True"),
     ("dask", "dask", "DaskLFApplier([lf_even], n_classes=2).apply(DF)", "DaskLFApplier"),
     ("distributed", "dask",
      "wsagg.DawidSkene().fit(VotePartitions.from_label_matrix(L, engine='dask', "

@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from wsagg._optional import import_optional
+from wsagg._optional import has_module, import_optional
 from wsagg._torch import resolve_device
 from wsagg._validation import warn
 from wsagg.downstream._losses import soft_cross_entropy
@@ -113,7 +113,9 @@ class SoftLabelClassifier(ClassifierMixin, BaseEstimator):
     device : str
         ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ... or ``"auto"`` (CUDA when available).
     progress : bool or "auto"
-        tqdm progress bar; ``"auto"`` shows it only on a terminal.
+        tqdm progress bar; ``"auto"`` shows it only on a terminal and only when tqdm is
+        installed; ``True`` without tqdm is a one-line error naming
+        ``pip install 'wsagg[progress]'``.
     callback : callable (epoch, estimator) -> bool | None, optional
         Called after every epoch (``decision_function`` works inside it); returning
         ``True`` stops training.
@@ -632,12 +634,12 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def _progress(it: Any, progress: Any) -> Any:
-    if progress is False:
+    """A tqdm bar over ``it``: ``True`` needs tqdm (one-line error naming the extra when it
+    is missing), ``"auto"`` shows one on a terminal when tqdm is installed, ``False`` none."""
+    if progress is False or (progress == "auto" and not has_module("tqdm.auto")):
         return it
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is optional
-        return it
+    tqdm = import_optional("tqdm.auto", "SoftLabelClassifier(progress=True)",
+                           alternative="or pass progress=False").tqdm
     return tqdm(it, disable=None if progress == "auto" else not progress, leave=False,
                 desc="SoftLabelClassifier")
 
