@@ -62,6 +62,8 @@ from typing import Any
 
 import numpy as np
 
+from wsagg._atomic import umask
+
 __all__ = ["main"]
 
 _EPILOG = """examples:
@@ -952,12 +954,6 @@ def _check_parquet(path: Path) -> None:
                   f"loading {path.name!r} ({meta.num_rows:,} rows)")
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 @contextlib.contextmanager
 def _signals_blocked() -> Any:
     """Hold SIGINT/SIGTERM for a few statements (creating or renaming the temporary file),
@@ -998,7 +994,7 @@ def _atomic_write_with(out: Path, force: bool, inputs: list[Path],
             except OSError as err:
                 raise CLIError(f"cannot write output {str(out)!r}: "
                                f"{err.strerror or _one_line(err)}") from None
-        mode = 0o666 & ~_umask()  # mkstemp's 0600 -> what open() would give
+        mode = 0o666 & ~umask()  # mkstemp's 0600 -> what open() would give
         try:
             os.fchmod(fd, mode)
         finally:
