@@ -187,9 +187,16 @@ def _sample(lm: LabelMatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     n, m = lm.n_items, lm.n_sources
     item, src, lab = lm.item, lm.source, lm.label
     if n > MAX_ITEMS:
-        keep = np.zeros(n, dtype=bool)
-        keep[np.linspace(0, n - 1, MAX_ITEMS).astype(np.int64)] = True
-        sel = keep[item]
+        chosen = np.unique(np.linspace(0, n - 1, MAX_ITEMS).astype(np.int64))
+        if lm.grouped_by_item():  # the chosen items' runs of votes (no pass over the votes)
+            at = chosen.astype(item.dtype)  # (an int64 needle would copy item to int64)
+            lo, hi = np.searchsorted(item, at), np.searchsorted(item, at, "right")
+            sel = np.repeat(lo - (np.cumsum(hi - lo) - (hi - lo)), hi - lo)
+            sel += np.arange(sel.shape[0])
+        else:
+            keep = np.zeros(n, dtype=bool)
+            keep[chosen] = True
+            sel = keep[item]
         item, src, lab = item[sel], src[sel], lab[sel]
     key = flat_index(item, m, src)
     _, first = np.unique(key, return_index=True)  # sorted by item, then source
@@ -263,6 +270,7 @@ def _fit_confusions(
     q = np.where(tot > 0, (C + 1e-3) / (tot + k * 1e-3), 1.0 / k)
     cell = flat_index(src, k, lab)
     for _ in range(n_iter):
+        q_old = q
         theta = np.empty((m, k, k))
         for c in range(k):
             theta[:, c, :] = np.bincount(cell, weights=q[item, c], minlength=m * k).reshape(m, k)
@@ -273,8 +281,9 @@ def _fit_confusions(
         log_q = np.tile(log_prior, (n, 1))
         for c in range(k):
             log_q[:, c] += np.bincount(item, weights=log_theta[src, c, lab], minlength=n)
-        q = np.exp(log_q - log_q.max(axis=1, keepdims=True))
-        q /= q.sum(axis=1, keepdims=True)
+        q = _row_softmax(log_q.copy())
+        if float(np.max(np.abs(q - q_old))) < _FIT_TOL:  # (converged: the same posteriors)
+            break
     return log_theta, log_q
 
 
@@ -298,53 +307,135 @@ def _correlated(
         return empty
     cand = cand[np.argsort(-rate[cand], kind="stable")[:MAX_CANDIDATES]]
     log_theta, log_q = _fit_confusions(item, src, lab, n, m, k)
-    order = np.argsort(src, kind="stable")  # votes by source, items ascending within
-    bounds = np.searchsorted(src[order], np.arange(m + 1))
-
-    def votes_of(j: int) -> tuple[np.ndarray, np.ndarray]:
-        v = order[bounds[j] : bounds[j + 1]]
-        return item[v], lab[v]
-
-    def cavity(j: int, ij: np.ndarray, lj: np.ndarray, o: int, io: np.ndarray,
-               lo: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Posterior of j's items without the votes of j and o, and where o voted too."""
-        r = log_q[ij] - log_theta[j, :, lj]
-        pos = np.minimum(np.searchsorted(io, ij), io.shape[0] - 1)
-        hit = io[pos] == ij
-        r[hit] -= log_theta[o, :, lo[pos[hit]]]
-        r = np.exp(r - r.max(axis=1, keepdims=True))
-        return r / r.sum(axis=1, keepdims=True), hit, pos
-
-    def confusion(q: np.ndarray, lj: np.ndarray) -> np.ndarray:
-        """``theta[y, l]`` from ``R = E[q 1(vote = l)] = E[q q^T] theta`` (the reference
-        posterior ``q`` is uncertain: solving by ``E[q q^T]`` undoes that blur)."""
-        R = np.stack([q[lj == v].sum(axis=0) for v in range(k)], axis=1)
-        M = q.T @ q
-        t = np.linalg.lstsq(M + 1e-6 * np.eye(k), R, rcond=None)[0]
-        t = np.clip(t, 1e-3, None)
-        return t / t.sum(axis=1, keepdims=True)
-
-    rows = []
-    for p in cand.tolist():
-        ja, jb = int(pair_key[p] // m), int(pair_key[p] % m)
-        ia, la = votes_of(ja)
-        ib, lb = votes_of(jb)
-        qa, hit, pos = cavity(ja, ia, la, jb, ib, lb)
-        qb, _, _ = cavity(jb, ib, lb, ja, ia, la)
-        # each source's confusion against the evidence of the *other* sources only
-        agree_given = (confusion(qa, la) * confusion(qb, lb)).sum(axis=1)
-        pr = np.clip(qa[hit] @ agree_given, 0.0, 1.0)
-        obs = float(np.count_nonzero(la[hit] == lb[pos[hit]]))
-        exp, var, cnt = float(pr.sum()), float((pr * (1 - pr)).sum()), int(hit.sum())
-        z = (obs - exp) / np.sqrt(var + 1e-9)
-        if cnt and (obs - exp) / cnt >= EXCESS and z >= Z:
-            rows.append((_plain(names[ja]), _plain(names[jb]), cnt, obs / cnt, exp / cnt, z))
+    ja, jb = pair_key[cand] // m, pair_key[cand] % m
+    # each source's confusion against the evidence of the *other* sources only: side a
+    # (the votes of a, with b's vote removed where b voted too) and side b (the reverse)
+    theta_a, (pid, q_hit, agree) = _cavity_confusions(item, src, lab, log_q, log_theta, ja,
+                                                      jb, m, k)
+    theta_b, _ = _cavity_confusions(item, src, lab, log_q, log_theta, jb, ja, m, k)
+    agree_given = (theta_a * theta_b).sum(axis=2)  # (P, k): P(a, b agree | y = c)
+    pr = np.clip(np.einsum("nc,nc->n", q_hit, agree_given[pid]), 0.0, 1.0)
+    n_pairs = cand.size
+    cnt = np.bincount(pid, minlength=n_pairs)
+    obs = np.bincount(pid, weights=agree, minlength=n_pairs)
+    exp = np.bincount(pid, weights=pr, minlength=n_pairs)
+    var = np.bincount(pid, weights=pr * (1 - pr), minlength=n_pairs)
+    z = (obs - exp) / np.sqrt(var + 1e-9)
+    safe = np.maximum(cnt, 1)
+    flag = (cnt > 0) & ((obs - exp) / safe >= EXCESS) & (z >= Z)
+    rows = [
+        (_plain(names[ja[p]]), _plain(names[jb[p]]), int(cnt[p]), obs[p] / cnt[p],
+         exp[p] / cnt[p], float(z[p]))
+        for p in np.flatnonzero(flag).tolist()
+    ]
     out = pd.DataFrame(rows, columns=empty.columns)
     if out.empty:
         return empty
     excess = (out["agreement"] - out["expected"]).to_numpy()
     return out.iloc[np.argsort(-excess, kind="stable")].reset_index(drop=True)
 
+
+_CAVITY_BLOCK = 1 << 22  # (votes x k) elements per block of pairs in _cavity_confusions
+_FEW_CLASSES = 16  # up to this many classes, row-wise steps go column by column
+
+
+def _cavity_confusions(
+    item: np.ndarray, src: np.ndarray, lab: np.ndarray, log_q: np.ndarray,
+    log_theta: np.ndarray, own: np.ndarray, other: np.ndarray, m: int, k: int,
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """For every pair ``p``: the confusion ``theta[y, l]`` of source ``own[p]`` against the
+    cavity posterior of its items (``log_q`` without the votes of ``own[p]`` and
+    ``other[p]``), all pairs at once (blocks of pairs bound the temporaries).
+
+    ``theta`` solves ``R = E[q 1(vote = l)] = E[q q^T] theta`` (the reference posterior
+    ``q`` is uncertain: solving by ``E[q q^T]`` undoes that blur). Also returns, for the
+    items where ``other[p]`` voted too: the pair index, the cavity posterior and whether
+    the two votes agree. Votes are item-sorted with sources ascending within an item."""
+    n_pairs, n = own.shape[0], log_q.shape[0]
+    order = np.argsort(src, kind="stable")  # votes by source, items ascending within
+    bounds = np.searchsorted(src[order], np.arange(m + 1))
+    seg = (bounds[own + 1] - bounds[own]).astype(np.int64)
+    # the log confusion rows [j k + l, c], and a zero row m k for "the other did not vote"
+    rows = np.zeros((m * k + 1, k))
+    rows[: m * k] = log_theta.transpose(0, 2, 1).reshape(m * k, k)
+    cell = flat_index(src, k, lab)  # each vote's row
+    lookup = _vote_lookup(item, src, cell, n, m, k)
+    theta = np.empty((n_pairs, k, k))
+    hits: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    step = max(1, _CAVITY_BLOCK // max(1, int(seg.max(initial=1)) * k))
+    eye = np.eye(k)
+    for p0 in range(0, n_pairs, step):
+        ps = np.arange(p0, min(p0 + step, n_pairs))
+        sg = seg[ps]
+        start = np.cumsum(sg) - sg
+        local = np.repeat(np.arange(ps.size), sg)
+        v = order[np.repeat(bounds[own[ps]] - start, sg) + np.arange(int(sg.sum()))]
+        ij, lj = item[v], lab[v]
+        o_cell = lookup(ij, np.repeat(other[ps], sg))  # the other's vote row, or m k
+        r = np.take(log_q, ij, axis=0)
+        r -= np.take(rows, cell[v], axis=0)
+        r -= np.take(rows, o_cell, axis=0)
+        q = _row_softmax(r)
+        # R[p, c, l] and M[p, c, d] summed over each pair's votes
+        R = np.empty((ps.size, k, k))
+        M = np.empty((ps.size, k, k))
+        rl = flat_index(local, k, lj)
+        for c in range(k):
+            R[:, c, :] = np.bincount(rl, weights=q[:, c], minlength=ps.size * k).reshape(-1, k)
+            for d in range(c, k):
+                M[:, c, d] = M[:, d, c] = np.bincount(local, weights=q[:, c] * q[:, d],
+                                                      minlength=ps.size)
+        t = np.linalg.solve(M + 1e-6 * eye, R)
+        np.clip(t, 1e-3, None, out=t)
+        theta[ps] = t / t.sum(axis=2, keepdims=True)
+        h = np.flatnonzero(o_cell < m * k)
+        hits.append((ps[local[h]], q[h], lj[h] == o_cell[h] % k))
+    return theta, tuple(np.concatenate(x) for x in zip(*hits, strict=True))  # type: ignore[return-value]
+
+
+_FIT_TOL = 1e-6  # posterior change at which _fit_confusions stops early
+_LOOKUP_MAX = 1 << 24  # entries of the dense (item, source) table of _vote_lookup
+
+
+def _vote_lookup(item: np.ndarray, src: np.ndarray, cell: np.ndarray, n: int, m: int,
+                 k: int) -> Any:
+    """``f(items, sources)`` -> the row ``j k + l`` of source ``j``'s vote ``l`` on each item,
+    or ``m k`` where it did not vote: a dense table when it is small, else a binary search
+    in the sorted ``(item, source)`` keys."""
+    none = m * k
+    if n * m <= _LOOKUP_MAX:
+        table = np.full(n * m, none, dtype=np.int64)
+        table[flat_index(item, m, src)] = cell
+        return lambda i, j: table[flat_index(i, m, j)]
+    key = flat_index(item, m, src)  # ascending
+
+    def search(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        target = flat_index(i, m, j)
+        pos = np.minimum(np.searchsorted(key, target), key.shape[0] - 1)
+        return np.where(key[pos] == target, cell[pos], none)
+
+    return search
+
+
+def _row_softmax(r: np.ndarray) -> np.ndarray:
+    """Softmax of each row of ``r`` (in place; column by column for a few classes, where
+    numpy's row-wise reductions of a narrow array are slow)."""
+    k = r.shape[1]
+    if k > _FEW_CLASSES:
+        r -= r.max(axis=1, keepdims=True)
+        np.exp(r, out=r)
+        r /= r.sum(axis=1, keepdims=True)
+        return r
+    mx = r[:, 0].copy()
+    for c in range(1, k):
+        np.maximum(mx, r[:, c], out=mx)
+    r -= mx[:, None]
+    np.exp(r, out=r)
+    tot = r[:, 0].copy()
+    for c in range(1, k):
+        tot += r[:, c]
+    r /= tot[:, None]
+    return r
 
 def _components(i: np.ndarray, j: np.ndarray, m: int) -> list[list[int]]:
     """Connected components (of size >= 2) of the graph with edges ``(i, j)``."""

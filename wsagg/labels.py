@@ -79,6 +79,7 @@ _LABEL_COLS = ("label",)
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
 _BLOCK = 1 << 18  # votes per block of the blockwise passes: temporaries stay in cache
+_GROUPED_BLOCK = 1 << 22  # votes per block of LabelMatrix.grouped_by_item
 _DENSE_BLOCK = 1 << 16  # cells per block of rows of a dense matrix
 
 
@@ -330,6 +331,19 @@ class LabelMatrix:
     def covered(self) -> np.ndarray:
         """Boolean mask of items with at least one vote."""
         return self.votes_per_item() > 0
+
+    def grouped_by_item(self) -> bool:
+        """Whether the votes are in nondecreasing item order (dense and CSR input always
+        are; checked block by block once for other inputs, then cached)."""
+        if "grouped_by_item" not in self._cache:
+            it, ok = self.item, True
+            for a in range(0, max(it.shape[0] - 1, 0), _GROUPED_BLOCK):
+                b = min(a + _GROUPED_BLOCK, it.shape[0] - 1)
+                if bool(np.any(it[a + 1 : b + 1] < it[a:b])):
+                    ok = False
+                    break
+            self._cache["grouped_by_item"] = ok
+        return self._cache["grouped_by_item"]
 
     def has_repeats(self) -> bool:
         """Whether some source voted more than once on some item."""
@@ -747,7 +761,7 @@ def _from_dense(L: Any, n_classes: int | None, y: Any, names: Any) -> LabelMatri
     vals = arr if arr.dtype.kind in "iu" else _as_int_labels(arr, "The label matrix")
     item, source, label = _dense_votes(vals)
     k = _resolve_k(label, n_classes, y, dtype=arr.dtype)
-    return LabelMatrix(
+    lm = LabelMatrix(
         item=item,
         source=source,
         label=label,
@@ -758,6 +772,9 @@ def _from_dense(L: Any, n_classes: int | None, y: Any, names: Any) -> LabelMatri
         source_names=_names(names, m, "source names"),
         classes=np.arange(k),
     )
+    lm._cache["grouped_by_item"] = True  # row-major (see _dense_votes)
+    lm._cache["has_repeats"] = False
+    return lm
 
 
 def _dense_votes(vals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

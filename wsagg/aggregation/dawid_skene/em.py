@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from wsagg.aggregation.dawid_skene.backends.numpy import bincount_chunked, row_reduce
+from wsagg.aggregation.dawid_skene.backends.numpy import bincount_chunked, row_reduce, row_view
 from wsagg.diagnostics import abstains_are_informative
 from wsagg.labels import LabelMatrix, flat_index
 
@@ -459,15 +459,36 @@ def initial_posterior(
     """Soft majority vote (normalised vote counts), uniform for items without a vote.
 
     With the ``design``, the counts are one more sparse product ``X @ B`` (``B`` maps each
-    vote column ``j k + l`` to class ``l``), the cheapest pass over the votes."""
+    vote column ``j k + l`` to class ``l``), the cheapest pass over the votes, made by
+    blocks of rows straight into the result (memory: the ``(n, k)`` result and one block's
+    temporaries). For two classes it is the one column ``X @ B[:, 1]``, the other being the
+    item's vote count less it (the row's number of entries when every entry is a single
+    vote)."""
     k = lm.n_classes
     if design is not None:
-        B = np.zeros((design.X.shape[1], k), dtype=design.X.dtype)
+        X = design.X
+        n = X.shape[0]
+        B = np.zeros((X.shape[1], k), dtype=X.dtype)
         B[: design.m * k] = np.tile(np.eye(k), (design.m, 1))
-        q = np.asarray(design.X @ B, dtype=np.float64)  # vote counts: exact in float32 too
-        tot = row_reduce(q, np.add)
-        covered = tot > 0
-        np.divide(q, tot[:, None], out=q, where=covered[:, None])
+        single = k == 2 and not design.separate_presence and (
+            X.nnz == 0 or float(X.data.max()) == 1.0)
+        q = np.empty((n, k), dtype=np.float64)
+        covered = np.empty(n, dtype=bool)
+        per = max(1, int(_CHUNK * n / max(X.nnz, 1)))
+        for a in range(0, n, per):
+            b = min(a + per, n)
+            blk = row_view(X, a, b)
+            qb = q[a:b]
+            if single:  # vote counts: exact in float32 too
+                qb[:, 1] = blk @ B[:, 1]
+                tot = np.diff(blk.indptr).astype(np.float64)
+                np.subtract(tot, qb[:, 1], out=qb[:, 0])
+            else:
+                qb[...] = blk @ B
+                tot = row_reduce(qb, np.add)
+            cov = covered[a:b]
+            np.greater(tot, 0, out=cov)
+            np.divide(qb, tot[:, None], out=qb, where=cov[:, None])
     else:
         tot = np.bincount(lm.item, minlength=lm.n_items).astype(np.float64)
         w = 1.0 / tot[lm.item]  # each vote's share of its item: O(votes)

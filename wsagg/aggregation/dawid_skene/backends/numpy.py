@@ -51,6 +51,7 @@ __all__ = [
     "effective_n_jobs",
     "resolve_dtype",
     "row_reduce",
+    "row_view",
 ]
 
 _BLOCK_VOTES = 1 << 18  # votes per row block: ~3 MB of float64 CSR, cache-resident
@@ -146,7 +147,7 @@ class _Block:
 
     def __init__(self, X: sp.csr_matrix, a: int, b: int, known_idx: np.ndarray,
                  known_y: np.ndarray, sum_votes: int | None = None) -> None:
-        self.X = _rows(X, a, b)
+        self.X = row_view(X, a, b)
         self.XT = _transpose(self.X)
         self.a, self.b = a, b
         lo, hi = np.searchsorted(known_idx, [a, b])
@@ -157,7 +158,7 @@ class _Block:
         if sum_votes is not None and nv > sum_votes:  # sub-blocks for the M-step sums
             per = max(1, int(sum_votes * (b - a) / nv))
             cuts = [*range(0, b - a, per), b - a]
-            self.parts = [(u, v, _transpose(_rows(self.X, u, v)))
+            self.parts = [(u, v, _transpose(row_view(self.X, u, v)))
                           for u, v in itertools.pairwise(cuts)]
 
     def mstat(self, q: np.ndarray) -> np.ndarray:
@@ -170,8 +171,8 @@ class _Block:
         return out
 
 
-def _rows(X: sp.csr_matrix, a: int, b: int) -> sp.csr_matrix:
-    """Rows ``a:b`` of CSR ``X`` as a CSR matrix sharing ``X``'s votes (no copy).
+def row_view(X: sp.csr_matrix, a: int, b: int) -> sp.csr_matrix:
+    """Rows ``a:b`` of CSR ``X`` as a CSR matrix sharing ``X``'s votes (no copy: ``X[a:b]`` copies).
 
     The arrays are assigned after construction: scipy's constructor "prunes" (copies)
     arrays that are small views of larger ones, which would duplicate the votes."""
@@ -186,7 +187,7 @@ def _rows(X: sp.csr_matrix, a: int, b: int) -> sp.csr_matrix:
 
 def _transpose(M: sp.csr_matrix) -> sp.csc_matrix:
     """``M.T`` as a CSC matrix on ``M``'s arrays (``M.T`` itself copies views, see
-    :func:`_rows`)."""
+    :func:`row_view`)."""
     T = sp.csc_matrix((M.shape[1], M.shape[0]), dtype=M.dtype)
     T.indptr, T.indices, T.data = M.indptr, M.indices, M.data
     T.has_canonical_format = M.has_canonical_format
