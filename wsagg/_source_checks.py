@@ -39,10 +39,12 @@ Layer L0: imports only :mod:`wsagg.labels`, :mod:`wsagg.exceptions` and
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from wsagg._validation import warn
 from wsagg.exceptions import DependentSourcesWarning, SparseSourcesWarning
@@ -264,23 +266,24 @@ def _fit_confusions(
     n_iter: int = 25,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A few Dawid-Skene EM steps (the independence model) on the sampled votes: the log
-    confusions ``(m, k, k)`` and the unnormalised log posteriors ``(n, k)``."""
-    C = np.bincount(flat_index(item, k, lab), minlength=n * k).reshape(n, k).astype(np.float64)
+    confusions ``(m, k, k)`` and the unnormalised log posteriors ``(n, k)``. Both steps are
+    products with the one-hot vote matrix ``B`` (``n x m k``): ``B^T q`` (the expected
+    counts) and ``B log_theta`` (the log likelihoods)."""
+    cell = flat_index(src, k, lab)
+    B = sp.csr_matrix((np.ones(cell.shape[0]), (item, cell)), shape=(n, m * k))
+    BT = B.T.tocsr()
+    C = np.asarray(B @ np.tile(np.eye(k), (m, 1)))  # votes per item and class
     tot = C.sum(axis=1, keepdims=True)
     q = np.where(tot > 0, (C + 1e-3) / (tot + k * 1e-3), 1.0 / k)
-    cell = flat_index(src, k, lab)
     for _ in range(n_iter):
         q_old = q
-        theta = np.empty((m, k, k))
-        for c in range(k):
-            theta[:, c, :] = np.bincount(cell, weights=q[item, c], minlength=m * k).reshape(m, k)
-        theta += 0.01
+        counts = np.asarray(BT @ q).reshape(m, k, k)  # [j, l, c]
+        theta = counts.transpose(0, 2, 1) + 0.01  # [j, c, l]
         theta /= theta.sum(axis=2, keepdims=True)
         log_theta = np.log(theta)
         log_prior = np.log(q.sum(axis=0) + 1.0) - np.log(n + k)
-        log_q = np.tile(log_prior, (n, 1))
-        for c in range(k):
-            log_q[:, c] += np.bincount(item, weights=log_theta[src, c, lab], minlength=n)
+        log_q = np.asarray(B @ log_theta.transpose(0, 2, 1).reshape(m * k, k))
+        log_q += log_prior
         q = _row_softmax(log_q.copy())
         if float(np.max(np.abs(q - q_old))) < _FIT_TOL:  # (converged: the same posteriors)
             break
@@ -336,7 +339,7 @@ def _correlated(
 
 
 _CAVITY_BLOCK = 1 << 22  # (votes x k) elements per block of pairs in _cavity_confusions
-_FEW_CLASSES = 16  # up to this many classes, row-wise steps go column by column
+_FEW_CLASSES = 4  # up to this many classes, row-wise steps go column by column
 
 
 def _cavity_confusions(
@@ -377,14 +380,21 @@ def _cavity_confusions(
         r -= np.take(rows, o_cell, axis=0)
         q = _row_softmax(r)
         # R[p, c, l] and M[p, c, d] summed over each pair's votes
-        R = np.empty((ps.size, k, k))
-        M = np.empty((ps.size, k, k))
-        rl = flat_index(local, k, lj)
-        for c in range(k):
-            R[:, c, :] = np.bincount(rl, weights=q[:, c], minlength=ps.size * k).reshape(-1, k)
-            for d in range(c, k):
-                M[:, c, d] = M[:, d, c] = np.bincount(local, weights=q[:, c] * q[:, d],
-                                                      minlength=ps.size)
+        if k <= _FEW_CLASSES:  # a few weighted bincounts over all the pairs' votes
+            R = np.empty((ps.size, k, k))
+            M = np.empty((ps.size, k, k))
+            rl = flat_index(local, k, lj)
+            for c in range(k):
+                R[:, c, :] = np.bincount(rl, weights=q[:, c],
+                                         minlength=ps.size * k).reshape(-1, k)
+                for d in range(c, k):
+                    M[:, c, d] = M[:, d, c] = np.bincount(local, weights=q[:, c] * q[:, d],
+                                                          minlength=ps.size)
+        else:  # one (BLAS) product per pair
+            hot = eye[lj]
+            cuts = [*start.tolist(), q.shape[0]]
+            R = np.stack([q[a:b].T @ hot[a:b] for a, b in itertools.pairwise(cuts)])
+            M = np.stack([q[a:b].T @ q[a:b] for a, b in itertools.pairwise(cuts)])
         t = np.linalg.solve(M + 1e-6 * eye, R)
         np.clip(t, 1e-3, None, out=t)
         theta[ps] = t / t.sum(axis=2, keepdims=True)

@@ -608,9 +608,9 @@ class DawidSkene(BaseAggregator):
         if hp["class_prior"] is None:
             # class shares over the covered items: of the soft majority vote q0 and of the
             # posterior (uncovered items are uniform in q0 and follow the prior in proba)
-            covered = np.diff(design.X.indptr) > 0
-            n_cov = max(int(np.count_nonzero(covered)), 1)
-            n_unc = lm.n_items - int(np.count_nonzero(covered))
+            pred_count, n_covered = _covered_argmax_counts(proba, design.X.indptr)
+            n_cov = max(n_covered, 1)
+            n_unc = lm.n_items - n_covered
             label_share = None
             if known is not None:
                 n_known = int(np.count_nonzero(known >= 0))
@@ -618,11 +618,8 @@ class DawidSkene(BaseAggregator):
                     label_share = np.bincount(known[known >= 0], minlength=lm.n_classes) / n_known
             # (of the votes' own shares, unclamped)
             mv_share = (mv_total - n_unc / lm.n_classes) / n_cov
-            pred = np.argmax(proba, axis=1)  # (then the covered items: no copy of proba)
-            if n_unc:
-                pred = pred[covered]
             # (predicted shares of a handful of items say nothing: only from 50 covered items)
-            post_share = np.bincount(pred, minlength=lm.n_classes) / n_cov
+            post_share = pred_count / n_cov
             self._check_prior_collapse(
                 mv_share, post_share if n_cov >= 50 and known is None else None, label_share
             )
@@ -890,3 +887,20 @@ class DawidSkene(BaseAggregator):
             return backend.posterior(table, offset)
         finally:
             backend.close()
+
+
+_SHARE_BLOCK = 1 << 16  # rows per block of _covered_argmax_counts
+
+
+def _covered_argmax_counts(proba: np.ndarray, indptr: np.ndarray) -> tuple[np.ndarray, int]:
+    """How many covered items (a row of the design with an entry) have each class as their
+    argmax, and how many are covered: block by block (no ``(n,)`` temporaries)."""
+    n, k = proba.shape
+    counts = np.zeros(k, dtype=np.int64)
+    covered = 0
+    for a in range(0, n, _SHARE_BLOCK):
+        b = min(a + _SHARE_BLOCK, n)
+        cov = indptr[a + 1 : b + 1] != indptr[a:b]
+        counts += np.bincount(np.argmax(proba[a:b][cov], axis=1), minlength=k)
+        covered += int(np.count_nonzero(cov))
+    return counts, covered
