@@ -195,7 +195,8 @@ def _lodo_entry(auto, L, y, eval_mask, k) -> dict:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        crit_auto = AutoAggregator(n_classes=k, unsupervised="criterion", random_state=0).fit(L)
+        crit_auto = AutoAggregator(n_classes=k, unsupervised="criterion", baseline="simplest",
+                                   random_state=0).fit(L)
     res = crit_auto.cv_results_
     counts = np.bincount(L.source * k + L.label, minlength=L.n_sources * k).reshape(-1, k)
     lf_like = abstains_are_informative(counts, L.n_votes, L.n_items)
@@ -208,10 +209,29 @@ def _lodo_entry(auto, L, y, eval_mask, k) -> dict:
         except Exception:
             acc[label] = np.nan
     crit = {c: s for c, s in zip(res["candidate"], res["score"], strict=True)}
+    # each candidate's paired (item-clustered) standard error of its difference from the best
+    se = {c: s for c, s in zip(res["candidate"], res["score_std_err"], strict=True)}
     labels = [c for c in crit if c in acc and np.isfinite(crit[c]) and np.isfinite(acc[c])]
     rho = spearmanr([crit[c] for c in labels], [acc[c] for c in labels]).statistic
-    return {"rho": float(rho), "acc": acc, "crit": crit, "lf_like": bool(lf_like),
+    return {"rho": float(rho), "acc": acc, "crit": crit, "se": se, "lf_like": bool(lf_like),
             "criterion_acc": float(np.mean(crit_pred == y[eval_mask]))}
+
+
+def _baseline_first(e: dict) -> float:
+    """Accuracy of the 1-SE rule over the criterion with the by-source-type choice tried
+    first, then the candidates simplest first (the rule of ``AutoAggregator``)."""
+    from wsagg.aggregation.auto import _CROWD_CHOICE, _LF_CHOICE
+
+    crit = {c: v for c, v in e["crit"].items() if np.isfinite(v)}
+    if not crit:
+        return np.nan
+    best = max(crit.values())
+    base = _LF_CHOICE if e["lf_like"] else _CROWD_CHOICE
+    order = [base] + [c for c in e["crit"] if c != base]
+    for c in order:
+        if c in crit and best - crit[c] <= e["se"][c]:
+            return e["acc"].get(c, np.nan)
+    return np.nan
 
 
 def lodo_table(rows: list[dict], lodo: dict) -> list[dict]:
@@ -225,6 +245,11 @@ def lodo_table(rows: list[dict], lodo: dict) -> list[dict]:
     fixed = [m for m in acc.columns
              if m != "auto" and not m.startswith(("crowdkit", "snorkel", "flyingsquid",
                                                    "peerannot"))]
+    if lodo:  # auto's candidates that are not registry defaults (e.g. hierarchical DS)
+        extra = {c for e in lodo.values() for c in e["acc"]} - set(acc.columns)
+        for c in sorted(extra):
+            acc[c] = pd.Series({d: e["acc"].get(c, np.nan) for d, e in lodo.items()})
+            fixed.append(c)
     # the candidate policies: fixed rules, none learned from the data they are scored on
     table = pd.DataFrame({f"always {m}": acc[m] for m in fixed})
     if lodo:
@@ -233,6 +258,10 @@ def lodo_table(rows: list[dict], lodo: dict) -> list[dict]:
         table["criterion (argmax)"] = pd.Series(
             {d: e["acc"].get(max(e["crit"], key=lambda c: e["crit"][c]), np.nan)
              for d, e in lodo.items()})
+        # the criterion overriding the by-source-type choice only beyond one standard error
+        # (AutoAggregator(unsupervised="criterion", baseline="unsupervised"))
+        table["criterion (1-SE, by-source-type first)"] = pd.Series(
+            {d: _baseline_first(e) for d, e in lodo.items() if "se" in e})
         lf_like = pd.Series({d: bool(e["lf_like"]) for d, e in lodo.items()})
         # by source type: method a where abstains are informative (labeling functions),
         # method b elsewhere (crowd workers), for every pair (a, b)

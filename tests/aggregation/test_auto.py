@@ -177,3 +177,42 @@ def test_baseline_unsupervised_keeps_the_policy_choice_within_noise():
     best = np.nanmin(r["score"])
     i = list(r["candidate"]).index("dawid-skene")
     assert r["score"][i] - best <= r["score_std_err"][i]
+
+
+def test_without_labels_the_criterion_overrides_the_policy_choice_only_beyond_noise(crowd):
+    """unsupervised="criterion" with baseline="unsupervised" (the default) keeps the
+    by-source-type choice (Dawid-Skene for crowd workers) unless another candidate's held-out
+    source likelihood is better by more than one paired standard error; baseline="simplest"
+    keeps the simplest within noise."""
+    base = _fit(AutoAggregator(random_state=0, unsupervised="criterion"), crowd.L)
+    simple = _fit(AutoAggregator(random_state=0, unsupervised="criterion",
+                                 baseline="simplest"), crowd.L)
+    for auto, first in ((base, "dawid-skene"), (simple, None)):
+        r = auto.cv_results_
+        cands = list(r["candidate"])
+        ok = np.isfinite(r["score"])
+        best = np.nanmax(r["score"])
+        within = [c for c, s, se, good in zip(cands, r["score"], r["score_std_err"], ok,
+                                              strict=True) if good and best - s <= se]
+        expected = first if first in within else within[0]
+        assert auto.selected_ == expected
+        if first is not None and expected != first:  # overridden: said so, and beyond noise
+            i = cands.index(first)
+            assert best - r["score"][i] > r["score_std_err"][i]
+
+
+def test_held_out_standard_errors_are_clustered_by_item():
+    """Outcomes of one item share its posterior: the cluster-robust standard error of a
+    difference that is the same for every outcome of an item equals the i.i.d. one over
+    items, not over outcomes (which would be sqrt(outcomes per item) times smaller)."""
+    from wsagg.aggregation.auto import _paired_std_err
+
+    rng = np.random.default_rng(0)
+    per_item = rng.normal(size=500)
+    diff = np.repeat(per_item, 9)  # 9 outcomes per item, all equal
+    clusters = np.repeat(np.arange(500), 9)
+    clustered = _paired_std_err(diff, None, clusters)
+    naive = _paired_std_err(diff, None, None)
+    by_item = _paired_std_err(per_item, None, None)
+    assert clustered == pytest.approx(by_item, rel=1e-9)
+    assert clustered == pytest.approx(3 * naive, rel=1e-6)

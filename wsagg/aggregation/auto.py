@@ -92,6 +92,7 @@ _CANDIDATES: list[tuple[str, str, dict[str, Any], str]] = [
     ("triplet", "triplet", {}, "binary"),
     ("matrix-completion", "matrix-completion", {}, "any"),
     ("dawid-skene", "dawid-skene", {}, "any"),
+    ("dawid-skene-population", "dawid-skene", {"shrinkage": "population"}, "any"),
     ("bcc", "bcc", {}, "any"),
     ("bcc-communities", "bcc", {"communities": 2}, "any"),
 ]
@@ -160,21 +161,23 @@ def _item_halves(lm: LabelMatrix, salt: float) -> np.ndarray:
 
 
 def source_log_likelihoods(
-    q: np.ndarray, lm: LabelMatrix, hidden: np.ndarray, with_abstain: bool, half: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    q: np.ndarray, lm: LabelMatrix, hidden: np.ndarray, with_abstain: bool, half: np.ndarray,
+    return_items: bool = False,
+) -> tuple[np.ndarray, ...]:
     """Log predictive probability of every scored outcome of the ``hidden`` sources under
     posteriors ``q`` (made without them), cross-fitted over the two item halves (module
     docstring); returns ``(log_likelihoods, weights)``. Outcomes: the votes, plus one
     abstain per (item, source) without a vote when ``with_abstain``; an item of weight
     ``half`` in the first half counts ``half`` in the estimate on it, ``1 - half`` in the
-    score on it."""
+    score on it. ``return_items``: also the item of every outcome (for standard errors
+    clustered by item: the outcomes of one item share its posterior)."""
     k = lm.n_classes
     n_out = k + 1 if with_abstain else k
     sel = hidden[lm.source]
     item, source, label = lm.item[sel], lm.source[sel], lm.label[sel]
     m = lm.n_sources
     hid = np.flatnonzero(hidden)
-    values, weights = [], []
+    values, weights, items = [], [], []
     if with_abstain:
         has_vote = np.zeros((lm.n_items, hid.size), dtype=bool)
         has_vote[item, np.searchsorted(hid, source)] = True
@@ -194,11 +197,35 @@ def source_log_likelihoods(
         pred = np.einsum("vc,vc->v", q[item], theta[source, :, label])
         values.append(np.log(np.maximum(pred, _EPS)))
         weights.append(1.0 - wv)
+        items.append(item)
         if with_abstain:
             pred = np.einsum("vc,vc->v", q[ii], theta[hid[jj], :, k])
             values.append(np.log(np.maximum(pred, _EPS)))
             weights.append(1.0 - w_est[ii])
-    return np.concatenate(values), np.concatenate(weights)
+            items.append(ii)
+    out = np.concatenate(values), np.concatenate(weights)
+    return (*out, np.concatenate(items)) if return_items else out
+
+
+def _paired_std_err(diff: np.ndarray, w: np.ndarray | None,
+                    clusters: np.ndarray | None) -> float:
+    """Standard error of the weighted mean of the paired differences ``diff``: with
+    ``clusters`` (the item of each held-out outcome) the cluster-robust one (outcomes of one
+    item are not independent: they share its posterior), ``sqrt(sum_g (sum_{s in g} w_s
+    (d_s - mean))^2) / sum_s w_s``; else the weighted i.i.d. one (per held-out item)."""
+    w = np.ones(diff.size) if w is None else w
+    total = float(w.sum())
+    if diff.size < 2 or total <= 0:
+        return 0.0
+    mean = float(np.average(diff, weights=w))
+    if clusters is not None:
+        per = np.bincount(clusters, weights=w * (diff - mean))
+        if np.count_nonzero(np.bincount(clusters)) < 2:
+            return 0.0
+        return float(np.sqrt((per**2).sum()) / total)
+    n_eff = total**2 / max(float((w**2).sum()), 1e-300)
+    var = np.average((diff - mean) ** 2, weights=w)
+    return float(np.sqrt(var / n_eff)) if n_eff > 1 else 0.0
 
 
 class _Collapsed(ValueError):
@@ -262,7 +289,8 @@ class AutoAggregator(BaseAggregator):
     calibration : bool, default=True
         Temper the chosen posteriors (module docstring).
     one_standard_error : bool, default=True
-        Prefer the simplest candidate within one standard error of the best CV loss.
+        Prefer, among the candidates within one paired standard error of the best score,
+        the ``baseline`` one.
     scoring : {"log_loss", "accuracy"}, default="accuracy"
         With known labels, what the cross-validation compares: the held-out log loss
         (after each candidate's temperature calibration) or the held-out error rate
@@ -271,9 +299,12 @@ class AutoAggregator(BaseAggregator):
         the shared datasets chose (``benchmarks/bench_realdata.py``, ``docs/auto.md``).
     baseline : {"simplest", "unsupervised"}, default="unsupervised"
         Which candidate the one-standard-error rule keeps when several are within noise
-        of the best, with known labels: the simplest (the candidates' order, majority vote
+        of the best (with known labels, and without them under
+        ``unsupervised="criterion"``): the simplest (the candidates' order, majority vote
         first), or the choice the ``"by-source-type"`` unsupervised policy would make (then
-        the simplest). Chosen by leave-one-dataset-out (``docs/auto.md``).
+        the simplest) — so that the criterion overrides that choice only when another
+        candidate is better by more than one paired standard error. Chosen by
+        leave-one-dataset-out (``docs/auto.md``).
     unsupervised : str, default="by-source-type"
         What to do without (enough) known labels. ``"criterion"``: choose among the
         candidates by the held-out source likelihood. ``"by-source-type"``: ``MACE`` when
@@ -462,23 +493,22 @@ class AutoAggregator(BaseAggregator):
         # vote, the same samples for every candidate) minus the best one's
         best_samples = rows[best]["samples"]
         for i in ok:
-            diff = sign * (rows[i]["samples"] - best_samples)
-            w = rows[i].get("sample_weights")
-            w = np.ones(diff.size) if w is None else w
-            n_eff = w.sum() ** 2 / max(float((w**2).sum()), 1e-300)
-            var = np.average((diff - np.average(diff, weights=w)) ** 2, weights=w)
-            rows[i]["score_std_err"] = float(np.sqrt(var / n_eff)) if n_eff > 1 else 0.0
+            rows[i]["score_std_err"] = _paired_std_err(
+                sign * (rows[i]["samples"] - best_samples), rows[i].get("sample_weights"),
+                rows[i].get("sample_clusters"))
         for r in rows:
             r.pop("samples", None)
             r.pop("sample_weights", None)
+            r.pop("sample_clusters", None)
         chosen = best
+        base_label = (self._policy_candidate("by-source-type", lm, k)[0]
+                      if self.baseline == "unsupervised" else None)
         if self.one_standard_error:
             # the simplest candidate whose loss is within one (paired) standard error; with
             # baseline="unsupervised" the unsupervised policy's choice is tried first
             order = list(ok)
-            if use_cv and self.baseline == "unsupervised":
-                base = self._policy_candidate("by-source-type", lm, k)[0]
-                order = sorted(ok, key=lambda i: rows[i]["candidate"] != base)
+            if base_label is not None:
+                order = sorted(ok, key=lambda i: rows[i]["candidate"] != base_label)
             chosen = next(
                 i for i in order
                 if sign * (rows[i]["score"] - rows[best]["score"]) <= rows[i]["score_std_err"]
@@ -505,9 +535,10 @@ class AutoAggregator(BaseAggregator):
                 np.count_nonzero(known >= 0) + k)
         else:
             self.class_prior_ = _temper(_log(est.class_prior_[None, :]), self.temperature_)[0]
-        self.explanation_ = self._explain(rows, best, chosen, use_cv)
+        self.explanation_ = self._explain(rows, best, chosen, use_cv, base_label)
 
-    def _explain(self, rows: list[dict], best: int, chosen: int, use_cv: bool) -> str:
+    def _explain(self, rows: list[dict], best: int, chosen: int, use_cv: bool,
+                 base_label: str | None) -> str:
         r = rows[chosen]
         if use_cv:
             what = (f"lowest {self.n_folds}-fold cross-validated "
@@ -519,14 +550,18 @@ class AutoAggregator(BaseAggregator):
                     "labels; chosen by leave-one-dataset-out, see docs/auto.md); its held-out "
                     f"source likelihood is {r['score']:.4f} per held-out outcome")
         else:
-            what = (f"highest held-out source likelihood ({r['score']:.4f} per held-out "
-                    f"outcome, {self.n_groups} groups of sources held out in turn)")
+            what = (f"held-out source likelihood {r['score']:.4f} per held-out "
+                    f"outcome ({self.n_groups} groups of sources held out in turn)")
+            if chosen == best:
+                what = "the highest " + what
         text = f"chose {r['candidate']}: {what}"
         if chosen != best:
             b = rows[best]
+            why = ("the unsupervised policy's choice" if r["candidate"] == base_label
+                   else "the simpler candidate")
             text += (f"; the best, {b['candidate']}, scored {b['score']:.4f}: the difference is "
-                     f"within one paired standard error ({r['score_std_err']:.4f}), so the "
-                     f"simpler {r['candidate']} was kept")
+                     f"within one paired standard error ({r['score_std_err']:.4f}), so "
+                     f"{why}, {r['candidate']}, was kept")
         if self.calibration:
             text += f"; posteriors tempered with T = {self.temperature_:.3g}"
         failed = [x["candidate"] for x in rows if x["error"]]
@@ -582,7 +617,7 @@ class AutoAggregator(BaseAggregator):
         salt = float(seed % 1000) / 1000.0
         groups = _source_groups(lm, min(self.n_groups, lm.n_sources), salt)
         half = _item_halves(lm, salt)
-        parts, wts, temps = [], [], []
+        parts, wts, its, temps = [], [], [], []
         for g in range(min(self.n_groups, lm.n_sources)):  # the same groups for all candidates
             hidden = groups == g
             kept = _subset(lm, ~hidden[lm.source])
@@ -602,10 +637,12 @@ class AutoAggregator(BaseAggregator):
                 t = float(np.exp(minimize_scalar(neg, bounds=_LOG_T_BOUNDS_UNSUP,
                                                  method="bounded",
                                                  options={"xatol": 0.01}).x))
-            v, w = source_log_likelihoods(_temper(log_q, t), lm, hidden, with_abstain, half)
+            v, w, it = source_log_likelihoods(_temper(log_q, t), lm, hidden, with_abstain,
+                                              half, return_items=True)
             keep = w > 0
             parts.append(v[keep])
             wts.append(w[keep])
+            its.append(it[keep])
             temps.append(t)
         if not parts:
             raise ValueError("too few sources to hold any out.")
@@ -614,6 +651,7 @@ class AutoAggregator(BaseAggregator):
             "score": float(np.average(ll, weights=wt)),
             "samples": ll,
             "sample_weights": wt,
+            "sample_clusters": np.concatenate(its),
             "accuracy": np.nan,
             "log_loss": np.nan,
             "temperature": float(np.exp(np.mean(np.log(temps)))),
