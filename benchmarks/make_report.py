@@ -113,6 +113,14 @@ SECTIONS: dict[str, tuple[str, str, str]] = {
         "Dawid-Skene at 1e8 votes and the adversarial solver at 1e5 items, CPU vs CUDA.",
         "benchmarks/bench_gpu.py",
     ),
+    "misspecified": (
+        "The unsupervised default under misspecification",
+        "Every aggregator on 16 seeded synthetic sets that break Dawid-Skene's assumptions "
+        "(Zipf worker activity, spammers, biased workers, item difficulty, cliques; unipolar "
+        "and paired labeling functions), and the leave-one-dataset-out choice of the "
+        "unsupervised policy over these and the shared real sets together.",
+        "benchmarks/bench_misspecified.py",
+    ),
     "lf_apply": (
         "Labeling-function application: pandas vs Dask",
         "Throughput of applying labeling functions to text records.",

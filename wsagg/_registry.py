@@ -80,8 +80,8 @@ class AggregatorSpec:
 _SPECS = [
     AggregatorSpec(
         "auto", "wsagg.aggregation.auto:AutoAggregator",
-        "chooses among the registered aggregators by cross-validated accuracy (known labels) "
-        "or held-out vote likelihood (none), then calibrates the posteriors",
+        "chooses among the registered aggregators by cross-validated accuracy (known labels); "
+        "MACE without (chosen by leave-one-dataset-out); calibrates the posteriors",
     ),
     AggregatorSpec(
         "majority", "wsagg.aggregation.majority:MajorityVote",

@@ -81,10 +81,15 @@ def test_never_worse_than_majority_vote_beyond_noise_with_an_unrepresentative_la
     assert acc_auto >= acc_mv - 2 * np.sqrt(acc_mv * (1 - acc_mv) / rest.size)
 
 
-def test_the_default_unsupervised_policy_follows_the_source_type(crowd):
-    auto = _fit(AutoAggregator(random_state=0), crowd.L)  # crowd workers: Dawid-Skene
-    assert auto.selected_ == "dawid-skene" and "by-source-type" in auto.explanation_
+def test_the_default_unsupervised_policy_is_mace(crowd):
+    auto = _fit(AutoAggregator(random_state=0), crowd.L)
+    assert auto.selected_ == "mace" and "'mace'" in auto.explanation_
     assert auto.temperature_ >= 1.0  # without labels the posteriors are only softened
+
+
+def test_the_by_source_type_policy_follows_the_source_type(crowd):
+    auto = _fit(AutoAggregator(random_state=0, unsupervised="by-source-type"), crowd.L)
+    assert auto.selected_ == "dawid-skene" and "by-source-type" in auto.explanation_
     rng = np.random.default_rng(0)  # unipolar labeling functions with abstains: MACE
     y = rng.integers(0, 2, 600)
     L = np.full((600, 6), -1)
@@ -92,7 +97,7 @@ def test_the_default_unsupervised_policy_follows_the_source_type(crowd):
         c = j % 2
         fire = (y == c) & (rng.random(600) < 0.5) | (y != c) & (rng.random(600) < 0.1)
         L[fire, j] = c
-    lf = _fit(AutoAggregator(random_state=0), L)
+    lf = _fit(AutoAggregator(random_state=0, unsupervised="by-source-type"), L)
     assert lf.selected_ == "mace"
 
 
@@ -165,28 +170,28 @@ def test_scoring_accuracy_selects_by_held_out_error_rate():
 
 def test_baseline_unsupervised_keeps_the_policy_choice_within_noise():
     """Easy crowd votes: every candidate is within noise of the best. The 1-SE rule keeps the
-    simplest (majority vote) with baseline="simplest", and the unsupervised policy's choice
-    (Dawid-Skene for crowd workers) by default (baseline="unsupervised")."""
+    simplest (majority vote) with baseline="simplest" (the default), and the unsupervised
+    policy's choice (MACE, the default policy) with baseline="unsupervised"."""
     d = make_dawid_skene(600, 7, 2, coverage=1.0, accuracy=(0.8, 0.95), random_state=4)
     y = np.where(np.arange(600) % 2 == 0, d.y, -1)
-    simple = _fit(AutoAggregator(baseline="simplest", random_state=0), d.L, y)
-    base = _fit(AutoAggregator(random_state=0), d.L, y)
+    simple = _fit(AutoAggregator(random_state=0), d.L, y)  # (the default: "simplest")
+    base = _fit(AutoAggregator(baseline="unsupervised", random_state=0), d.L, y)
     assert simple.selected_ == "majority"
-    assert base.selected_ == "dawid-skene"
+    assert base.selected_ == "mace"
     r = base.cv_results_
     best = np.nanmin(r["score"])
-    i = list(r["candidate"]).index("dawid-skene")
+    i = list(r["candidate"]).index("mace")
     assert r["score"][i] - best <= r["score_std_err"][i]
 
 
 def test_without_labels_the_criterion_overrides_the_policy_choice_only_beyond_noise(crowd):
-    """unsupervised="criterion" with baseline="unsupervised" (the default) keeps the
+    """unsupervised="criterion" with baseline="unsupervised" keeps the
     by-source-type choice (Dawid-Skene for crowd workers) unless another candidate's held-out
     source likelihood is better by more than one paired standard error; baseline="simplest"
-    keeps the simplest within noise."""
-    base = _fit(AutoAggregator(random_state=0, unsupervised="criterion"), crowd.L)
-    simple = _fit(AutoAggregator(random_state=0, unsupervised="criterion",
-                                 baseline="simplest"), crowd.L)
+    (the default) keeps the simplest within noise."""
+    base = _fit(AutoAggregator(random_state=0, unsupervised="criterion",
+                               baseline="unsupervised"), crowd.L)
+    simple = _fit(AutoAggregator(random_state=0, unsupervised="criterion"), crowd.L)
     for auto, first in ((base, "dawid-skene"), (simple, None)):
         r = auto.cv_results_
         cands = list(r["candidate"])
