@@ -392,3 +392,30 @@ def test_huge_key_space_same_results_as_low_indices():
     for col in ("n_votes", "coverage", "overlap", "conflict", "correct", "incorrect"):
         np.testing.assert_allclose(t_hi[col].to_numpy(float), t_lo[col].to_numpy(float))
     assert t_lo["overlap"].iloc[:12].min() > 0 and t_lo["conflict"].iloc[:12].max() > 0
+
+
+def test_grouped_by_item_is_known_for_dense_input_and_checked_otherwise():
+    """Dense input is row-major (set at conversion); long input is checked once (in blocks)
+    and cached; a sub-block boundary inside a run of one item does not count as a break."""
+    import wsagg.labels as labels_mod
+    from wsagg.labels import LabelMatrix
+
+    dense = as_label_matrix(np.array([[0, 1], [-1, 1], [1, 0]]))
+    assert dense._cache["grouped_by_item"] is True and dense.grouped_by_item()
+
+    def lm(item):
+        item = np.asarray(item)
+        return LabelMatrix(item=item, source=np.zeros(item.size, dtype=np.int64),
+                           label=np.zeros(item.size, dtype=np.int64), n_items=int(item.max()) + 1,
+                           n_sources=1, n_classes=2, item_ids=np.arange(int(item.max()) + 1),
+                           source_names=np.arange(1), classes=np.arange(2))
+
+    old = labels_mod._GROUPED_BLOCK
+    labels_mod._GROUPED_BLOCK = 3  # (several blocks on a small example)
+    try:
+        assert lm([0, 0, 1, 1, 1, 2, 2, 5]).grouped_by_item()
+        out_of_order = lm([0, 1, 1, 2, 2, 2, 1, 3])  # the break is in the third block
+        assert not out_of_order.grouped_by_item()
+        assert out_of_order._cache["grouped_by_item"] is False
+    finally:
+        labels_mod._GROUPED_BLOCK = old

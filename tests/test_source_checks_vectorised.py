@@ -81,3 +81,25 @@ def test_vectorised_correlation_test_equals_the_pair_by_pair_reference(k, seed):
     ]
     np.testing.assert_allclose(got[["agreement", "expected", "z"]].to_numpy(float),
                                np.array([r[3:] for r in want]), rtol=1e-9)
+
+
+def test_item_sample_is_the_same_whether_or_not_the_votes_are_grouped_by_item(monkeypatch):
+    """The grouped path (binary search for the chosen items' runs of votes) and the mask
+    over every vote give the same sample."""
+    from wsagg.labels import LabelMatrix
+
+    monkeypatch.setattr(sc, "MAX_ITEMS", 300)
+    d = make_dawid_skene(3000, 8, 3, coverage=0.5, random_state=3)
+    grouped = as_label_matrix(d.L.toarray())
+    assert grouped.grouped_by_item()
+    perm = np.random.default_rng(0).permutation(grouped.n_votes)
+    shuffled = LabelMatrix(item=grouped.item[perm], source=grouped.source[perm],
+                           label=grouped.label[perm], n_items=grouped.n_items,
+                           n_sources=grouped.n_sources, n_classes=3,
+                           item_ids=grouped.item_ids, source_names=grouped.source_names,
+                           classes=grouped.classes)
+    assert not shuffled.grouped_by_item()
+    a, b = sc._sample(grouped), sc._sample(shuffled)
+    assert a[3] == b[3] > 0
+    for x, y in zip(a[:3], b[:3], strict=True):
+        np.testing.assert_array_equal(x, y)
