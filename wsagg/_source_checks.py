@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from wsagg._rowwise import row_softmax
 from wsagg._validation import warn
 from wsagg.exceptions import DependentSourcesWarning, SparseSourcesWarning
 from wsagg.labels import LabelMatrix, as_label_matrix, flat_index
@@ -284,7 +285,7 @@ def _fit_confusions(
         log_prior = np.log(q.sum(axis=0) + 1.0) - np.log(n + k)
         log_q = np.asarray(B @ log_theta.transpose(0, 2, 1).reshape(m * k, k))
         log_q += log_prior
-        q = _row_softmax(log_q.copy())
+        q = row_softmax(log_q)[0]
         if float(np.max(np.abs(q - q_old))) < _FIT_TOL:  # (converged: the same posteriors)
             break
     return log_theta, log_q
@@ -339,7 +340,7 @@ def _correlated(
 
 
 _CAVITY_BLOCK = 1 << 22  # (votes x k) elements per block of pairs in _cavity_confusions
-_FEW_CLASSES = 4  # up to this many classes, row-wise steps go column by column
+_FEW_CLASSES = 4  # up to this many classes, the per-pair sums are weighted bincounts
 
 
 def _cavity_confusions(
@@ -378,7 +379,7 @@ def _cavity_confusions(
         r = np.take(log_q, ij, axis=0)
         r -= np.take(rows, cell[v], axis=0)
         r -= np.take(rows, o_cell, axis=0)
-        q = _row_softmax(r)
+        q = row_softmax(r)[0]
         # R[p, c, l] and M[p, c, d] summed over each pair's votes
         if k <= _FEW_CLASSES:  # a few weighted bincounts over all the pairs' votes
             R = np.empty((ps.size, k, k))
@@ -426,26 +427,6 @@ def _vote_lookup(item: np.ndarray, src: np.ndarray, cell: np.ndarray, n: int, m:
 
     return search
 
-
-def _row_softmax(r: np.ndarray) -> np.ndarray:
-    """Softmax of each row of ``r`` (in place; column by column for a few classes, where
-    numpy's row-wise reductions of a narrow array are slow)."""
-    k = r.shape[1]
-    if k > _FEW_CLASSES:
-        r -= r.max(axis=1, keepdims=True)
-        np.exp(r, out=r)
-        r /= r.sum(axis=1, keepdims=True)
-        return r
-    mx = r[:, 0].copy()
-    for c in range(1, k):
-        np.maximum(mx, r[:, c], out=mx)
-    r -= mx[:, None]
-    np.exp(r, out=r)
-    tot = r[:, 0].copy()
-    for c in range(1, k):
-        tot += r[:, c]
-    r /= tot[:, None]
-    return r
 
 def _components(i: np.ndarray, j: np.ndarray, m: int) -> list[list[int]]:
     """Connected components (of size >= 2) of the graph with edges ``(i, j)``."""

@@ -83,6 +83,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.parallel import _get_threadpool_controller
 
+from wsagg._rowwise import row_softmax
 from wsagg._validation import user_stacklevel
 from wsagg.base import BaseAggregator
 from wsagg.labels import LabelMatrix, flat_index
@@ -115,8 +116,7 @@ def _posterior(
 ) -> tuple[np.ndarray, float]:
     """Posterior ``q`` (known items clamped to one-hot) and the observed-data log-likelihood
     (the complete-data one for known items)."""
-    log_z = logsumexp(log_joint, axis=1)
-    q = np.exp(log_joint - log_z[:, None])
+    q, log_z = row_softmax(log_joint)
     if known is None:
         return q, float(log_z.sum())
     idx = np.flatnonzero(known >= 0)

@@ -84,6 +84,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from wsagg._rowwise import col_sum, row_softmax
 from wsagg._validation import user_stacklevel
 from wsagg.base import BaseAggregator
 from wsagg.labels import LabelMatrix
@@ -345,6 +346,8 @@ class MACE(BaseAggregator):
         if known_idx is not None:
             informs[known_idx] = True
 
+        all_inform = bool(informs.all())
+        informs_f = informs.astype(np.float64)
         V = lm.one_hot()
         vote_counts = np.asarray(V.sum(axis=0)).reshape(m, k)  # votes of j for class l
         n_votes = vote_counts.sum(axis=1)
@@ -353,8 +356,7 @@ class MACE(BaseAggregator):
         def e_step(w: _Weights) -> tuple[float, tuple[np.ndarray, ...]]:
             table, p_known = _vote_table(w)
             log_joint = np.asarray(V @ table) + w.log_prior[None, :]
-            log_z = logsumexp(log_joint, axis=1)
-            q = np.exp(log_joint - log_z[:, None])
+            q, log_z = row_softmax(log_joint)
             if known_idx is not None:
                 log_z[known_idx] = log_joint[known_idx, known[known_idx]]
                 q[known_idx] = 0.0
@@ -363,7 +365,8 @@ class MACE(BaseAggregator):
             right = np.asarray(V.T @ q).reshape(m, k, k)[:, cls, cls]
             know = right * p_known  # (m, k) expected known votes per voted class
             n_know = know.sum(axis=1)
-            stats = (n_know, n_votes - n_know, vote_counts - know, q[informs].sum(axis=0))
+            stats = (n_know, n_votes - n_know, vote_counts - know,
+                     col_sum(q) if all_inform else informs_f @ q)
             return float(log_z.sum()), stats
 
         rng = check_random_state(self.random_state)

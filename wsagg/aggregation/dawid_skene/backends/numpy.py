@@ -44,6 +44,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from wsagg._rowwise import col_sum, row_reduce  # (re-exported: the backends' names)
+
 __all__ = [
     "NumpyBackend",
     "bincount_chunked",
@@ -512,23 +514,3 @@ def _softmax_two(
     return S, ll + ll_known
 
 
-def col_sum(q: np.ndarray) -> np.ndarray:
-    """``q.sum(axis=0)`` of an ``(n, k)`` array: for small ``k`` one strided sum per class,
-    which is far faster than numpy's axis-0 reduction over rows of length ``k``."""
-    k = q.shape[1]
-    if k > 16:
-        return q.sum(axis=0)
-    return np.array([q[:, c].sum() for c in range(k)])
-
-
-def row_reduce(S: np.ndarray, op: np.ufunc) -> np.ndarray:
-    """Row-wise ``op``-reduction of an ``(n, k)`` array. For small ``k`` a loop over the
-    *classes* of contiguous column operations is several times faster than numpy's
-    ``axis=1`` reduction over short rows."""
-    k = S.shape[1]
-    if k > 16:
-        return op.reduce(S, axis=1)
-    out = S[:, 0].copy()
-    for c in range(1, k):
-        op(out, S[:, c], out=out)
-    return out
