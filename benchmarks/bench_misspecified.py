@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -51,7 +50,7 @@ from benchmarks.bench_realdata import (
     _fit,
     _lodo_entry,
     lodo_table,
-    scores,
+    record_fit,
 )
 from wsagg._registry import AGGREGATORS
 from wsagg.labels import LabelMatrix
@@ -175,18 +174,9 @@ def run_set(entry: dict, rows: list, lodo: dict) -> None:
     for method, spec in AGGREGATORS.items():
         if method in SKIP_UNSUP or (spec.binary_only and k != 2):
             continue
-        t0 = time.perf_counter()
-        try:
-            est, proba = _fit(method, {}, L, None, k)
-        except Exception as err:  # a crash is a result too
-            rows.append({**base, "method": method, "mode": "unsup",
-                         "error": f"{type(err).__name__}: {str(err)[:100]}"})
-            continue
-        rows.append({**base, "method": method, "mode": "unsup",
-                     **scores(proba[eval_mask], y[eval_mask], k),
-                     "seconds": round(time.perf_counter() - t0, 3),
-                     "chosen": getattr(est, "selected_", "")})
-        if method == "auto":
+        est = record_fit(rows, base, method, "unsup",
+                         lambda m=method: _fit(m, {}, L, None, k), y, eval_mask, k)
+        if method == "auto" and est is not None:
             lodo[name] = _lodo_entry(est, L, y, eval_mask, k)
     print(f"done {name}", file=sys.stderr)
 

@@ -126,6 +126,32 @@ def _peers():
                     if avail.get(name) is None and name in BEST_PEER_SET}
 
 
+def record_fit(rows: list, base: dict, method: str, mode: str, fn, y: np.ndarray,
+               eval_mask: np.ndarray, k: int, timeout: int = 0):
+    """Time ``fn() -> (estimator, proba)`` and append its scores on ``eval_mask`` to
+    ``rows`` (or the error: a crash, or a time-out after ``timeout`` s, is a result too);
+    returns the estimator, ``None`` on error."""
+    t0 = time.perf_counter()
+    try:
+        if timeout:
+            signal.signal(signal.SIGALRM, _alarm)
+            signal.alarm(timeout)
+        try:
+            est, proba = fn()
+        finally:
+            if timeout:
+                signal.alarm(0)
+    except Exception as err:
+        rows.append({**base, "method": method, "mode": mode,
+                     "error": f"{type(err).__name__}: {str(err)[:100]}"})
+        return None
+    rows.append({**base, "method": method, "mode": mode,
+                 **scores(proba[eval_mask], y[eval_mask], k),
+                 "seconds": round(time.perf_counter() - t0, 3),
+                 "chosen": getattr(est, "selected_", "") if est is not None else ""})
+    return est
+
+
 def run_dataset(
     name: str, peers_mod, peers: dict, rows: list, lodo: dict, wsagg_methods: bool = True
 ) -> None:
@@ -138,26 +164,8 @@ def run_dataset(
     kind = "LF" if name in LF_DATASETS else "crowd"
     base = {"dataset": name, "kind": kind, "n_eval": int(eval_mask.sum())}
 
-    def record(method: str, mode: str, fn, timeout: int = 0) -> None:
-        t0 = time.perf_counter()
-        try:
-            if timeout:
-                signal.signal(signal.SIGALRM, _alarm)
-                signal.alarm(timeout)
-            try:
-                est, proba = fn()
-            finally:
-                if timeout:
-                    signal.alarm(0)
-        except Exception as err:  # a crash (or a time-out) is a result too
-            rows.append({**base, "method": method, "mode": mode,
-                         "error": f"{type(err).__name__}: {str(err)[:100]}"})
-            return None
-        rows.append({**base, "method": method, "mode": mode,
-                     **scores(proba[eval_mask], y[eval_mask], k),
-                     "seconds": round(time.perf_counter() - t0, 3),
-                     "chosen": getattr(est, "selected_", "") if est is not None else ""})
-        return est
+    def record(method: str, mode: str, fn, timeout: int = 0):
+        return record_fit(rows, base, method, mode, fn, y, eval_mask, k, timeout)
 
     for method, spec in (AGGREGATORS.items() if wsagg_methods else ()):
         if spec.binary_only and k != 2:

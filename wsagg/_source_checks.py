@@ -49,7 +49,7 @@ import scipy.sparse as sp
 from wsagg._rowwise import row_softmax
 from wsagg._validation import warn
 from wsagg.exceptions import DependentSourcesWarning, SparseSourcesWarning
-from wsagg.labels import LabelMatrix, as_label_matrix, flat_index
+from wsagg.labels import LabelMatrix, as_label_matrix, bincount_chunked, flat_index
 
 __all__ = ["check_sources", "dependent_sources", "source_parameters"]
 
@@ -149,7 +149,7 @@ def _warn_sparse(lm: LabelMatrix, estimator: Any) -> None:
     if p <= 0:
         return
     need = VOTES_PER_PARAMETER * p
-    votes = _count(lm.source, m)
+    votes = bincount_chunked(lm.source, minlength=m)
     few = int(np.count_nonzero(votes < need))
     if 2 * few <= m:
         return
@@ -170,18 +170,6 @@ def _warn_sparse(lm: LabelMatrix, estimator: Any) -> None:
         f"overconfident. Use {', '.join(knobs[:-1])} or {knobs[-1]}.",
         SparseSourcesWarning,
     )
-
-
-_COUNT_BLOCK = 1 << 20
-
-
-def _count(idx: np.ndarray, size: int) -> np.ndarray:
-    """``np.bincount(idx, minlength=size)`` by blocks of votes (``np.bincount`` first copies
-    a small-int index array to ``int64``: 800 MB for 1e8 votes at once)."""
-    out = np.zeros(size, dtype=np.int64)
-    for a in range(0, idx.shape[0], _COUNT_BLOCK):
-        out += np.bincount(idx[a : a + _COUNT_BLOCK], minlength=size)
-    return out
 
 
 def _sample(lm: LabelMatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -314,9 +302,9 @@ def _correlated(
     ja, jb = pair_key[cand] // m, pair_key[cand] % m
     # each source's confusion against the evidence of the *other* sources only: side a
     # (the votes of a, with b's vote removed where b voted too) and side b (the reverse)
-    theta_a, (pid, q_hit, agree) = _cavity_confusions(item, src, lab, log_q, log_theta, ja,
-                                                      jb, m, k)
-    theta_b, _ = _cavity_confusions(item, src, lab, log_q, log_theta, jb, ja, m, k)
+    votes = _VoteIndex(item, src, lab, n, m, k)  # (shared by the two sides)
+    theta_a, (pid, q_hit, agree) = _cavity_confusions(votes, log_q, log_theta, ja, jb)
+    theta_b, _ = _cavity_confusions(votes, log_q, log_theta, jb, ja)
     agree_given = (theta_a * theta_b).sum(axis=2)  # (P, k): P(a, b agree | y = c)
     pr = np.clip(np.einsum("nc,nc->n", q_hit, agree_given[pid]), 0.0, 1.0)
     n_pairs = cand.size
@@ -343,9 +331,23 @@ _CAVITY_BLOCK = 1 << 22  # (votes x k) elements per block of pairs in _cavity_co
 _FEW_CLASSES = 4  # up to this many classes, the per-pair sums are weighted bincounts
 
 
+class _VoteIndex:
+    """The sampled votes (item-sorted, sources ascending within an item) by source
+    (``order``, ``bounds``), each vote's confusion row ``cell = j k + l``, and ``lookup``:
+    ``(items, sources)`` -> the row of that source's vote on each item, or ``m k``."""
+
+    def __init__(self, item: np.ndarray, src: np.ndarray, lab: np.ndarray, n: int, m: int,
+                 k: int) -> None:
+        self.item, self.lab, self.m, self.k = item, lab, m, k
+        self.order = np.argsort(src, kind="stable")  # votes by source, items ascending
+        self.bounds = np.searchsorted(src[self.order], np.arange(m + 1))
+        self.cell = flat_index(src, k, lab)
+        self.lookup = _vote_lookup(item, src, self.cell, n, m, k)
+
+
 def _cavity_confusions(
-    item: np.ndarray, src: np.ndarray, lab: np.ndarray, log_q: np.ndarray,
-    log_theta: np.ndarray, own: np.ndarray, other: np.ndarray, m: int, k: int,
+    votes: _VoteIndex, log_q: np.ndarray, log_theta: np.ndarray, own: np.ndarray,
+    other: np.ndarray,
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """For every pair ``p``: the confusion ``theta[y, l]`` of source ``own[p]`` against the
     cavity posterior of its items (``log_q`` without the votes of ``own[p]`` and
@@ -354,16 +356,14 @@ def _cavity_confusions(
     ``theta`` solves ``R = E[q 1(vote = l)] = E[q q^T] theta`` (the reference posterior
     ``q`` is uncertain: solving by ``E[q q^T]`` undoes that blur). Also returns, for the
     items where ``other[p]`` voted too: the pair index, the cavity posterior and whether
-    the two votes agree. Votes are item-sorted with sources ascending within an item."""
-    n_pairs, n = own.shape[0], log_q.shape[0]
-    order = np.argsort(src, kind="stable")  # votes by source, items ascending within
-    bounds = np.searchsorted(src[order], np.arange(m + 1))
+    the two votes agree."""
+    item, lab, m, k = votes.item, votes.lab, votes.m, votes.k
+    order, bounds, cell, lookup = votes.order, votes.bounds, votes.cell, votes.lookup
+    n_pairs = own.shape[0]
     seg = (bounds[own + 1] - bounds[own]).astype(np.int64)
     # the log confusion rows [j k + l, c], and a zero row m k for "the other did not vote"
     rows = np.zeros((m * k + 1, k))
     rows[: m * k] = log_theta.transpose(0, 2, 1).reshape(m * k, k)
-    cell = flat_index(src, k, lab)  # each vote's row
-    lookup = _vote_lookup(item, src, cell, n, m, k)
     theta = np.empty((n_pairs, k, k))
     hits: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     step = max(1, _CAVITY_BLOCK // max(1, int(seg.max(initial=1)) * k))

@@ -188,13 +188,15 @@ def _show_list(values: Any, limit: int = 8) -> str:
 # ------------------------------------------------------------------ output paths
 
 
-def _existing_input(spec: str) -> Path:
-    """The input file named ``spec``; a one-line error when it is missing or a directory."""
+def _existing_input(spec: str, what: str = "input", missing: str = "",
+                    instead: str = "a label matrix file") -> Path:
+    """The ``what`` file named ``spec``; a one-line error when it is missing (``missing``:
+    how to make one) or a directory (pass ``instead``)."""
     path = Path(spec)
     if not path.exists():
-        raise CLIError(f"input file {str(path)!r} does not exist")
+        raise CLIError(f"{what} file {str(path)!r} does not exist{missing}")
     if path.is_dir():
-        raise CLIError(f"input {str(path)!r} is a directory; pass a label matrix file")
+        raise CLIError(f"{what} {str(path)!r} is a directory; pass {instead}")
     return path
 
 
@@ -1172,11 +1174,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _load_model(spec: str) -> Any:
-    path = Path(spec)
-    if not path.exists():
-        raise CLIError(f"model file {str(path)!r} does not exist (write one with wsagg fit)")
-    if path.is_dir():
-        raise CLIError(f"model {str(path)!r} is a directory; pass the file wsagg fit wrote")
+    path = _existing_input(spec, "model", " (write one with wsagg fit)",
+                           "the file wsagg fit wrote")
     with _step("Loading the model"):
         from wsagg.persistence import load
 

@@ -59,6 +59,7 @@ import scipy.sparse as sp
 __all__ = [
     "LabelMatrix",
     "as_label_matrix",
+    "bincount_chunked",
     "check_inferred_k",
     "check_known_labels",
     "check_memory",
@@ -97,6 +98,32 @@ def label_dtype(k: int) -> np.dtype:
         if k <= np.iinfo(t).max:
             return np.dtype(t)
     return np.dtype(np.int64)
+
+
+_BINCOUNT_CHUNK = 1 << 22  # elements per chunk of bincount_chunked
+
+
+def bincount_chunked(idx: np.ndarray, weights: np.ndarray | None = None,
+                     minlength: int = 0) -> np.ndarray:
+    """``np.bincount`` of a (possibly int32) index array, chunk by chunk: ``np.bincount``
+    first converts its input to ``intp``, an 8-byte copy of all of it (800 MB for 1e8
+    votes); here the copy is of one chunk at a time."""
+    if idx.size <= _BINCOUNT_CHUNK:
+        return np.bincount(idx, weights=weights, minlength=minlength)
+    out = None
+    for a in range(0, idx.size, _BINCOUNT_CHUNK):
+        w = None if weights is None else weights[a : a + _BINCOUNT_CHUNK]
+        part = np.bincount(idx[a : a + _BINCOUNT_CHUNK], weights=w, minlength=minlength)
+        if out is None:
+            out = part.astype(np.float64 if weights is not None else np.int64)
+        else:
+            if part.size > out.size:
+                part[: out.size] += out
+                out = part.astype(out.dtype)
+            else:
+                out[: part.size] += part
+    assert out is not None
+    return out
 
 
 def flat_index(major: np.ndarray, width: int, minor: np.ndarray) -> np.ndarray:

@@ -121,8 +121,8 @@ def one_hot(lm: LabelMatrix, dtype: Any = np.float64) -> sp.csr_matrix:
     item, src, lab = lm.item, lm.source, lm.label
     indices = np.empty(nv, dtype=idx_t)
     indptr = np.zeros(n + 1, dtype=idx_t)
-    grouped, canonical = True, True
-    for a in range(0, nv, _CHUNK):  # the column of each vote; grouped by item? sorted?
+    grouped, canonical = lm.grouped_by_item(), True  # (checked once, cached on lm)
+    for a in range(0, nv, _CHUNK):  # the column of each vote; sorted within each item?
         b = min(a + _CHUNK, nv)
         col = indices[a:b]
         np.multiply(src[a:b], k, out=col, dtype=idx_t)  # (in idx_t: m k may pass 2^31)
@@ -131,9 +131,6 @@ def one_hot(lm: LabelMatrix, dtype: Any = np.float64) -> sp.csr_matrix:
             continue
         lo = max(a - 1, 0)  # one vote of overlap with the previous chunk
         it = item[lo:b]
-        if bool(np.any(it[1:] < it[:-1])):
-            grouped = False
-            continue
         if canonical:
             c = indices[lo:b]
             canonical = bool(np.all((c[1:] > c[:-1]) | (it[1:] != it[:-1])))

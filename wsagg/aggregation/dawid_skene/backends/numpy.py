@@ -45,6 +45,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from wsagg._rowwise import col_sum, row_reduce  # (re-exported: the backends' names)
+from wsagg.labels import bincount_chunked  # (re-exported)
 
 __all__ = [
     "NumpyBackend",
@@ -64,32 +65,6 @@ _MIN_BLOCK_ROWS = 1 << 12
 # 3e-7 of float64 with 2^14, 1.5e-5 with 2^18)
 _F32_SUM_VOTES = 1 << 14
 _DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
-
-
-_CHUNK = 1 << 22  # elements per chunk of bincount_chunked
-
-
-def bincount_chunked(idx: np.ndarray, weights: np.ndarray | None = None,
-                     minlength: int = 0) -> np.ndarray:
-    """``np.bincount`` of a (possibly int32) index array, chunk by chunk: ``np.bincount``
-    first converts its input to ``intp``, an 8-byte copy of all of it (800 MB for 1e8
-    votes); here the copy is of one chunk at a time."""
-    if idx.size <= _CHUNK:
-        return np.bincount(idx, weights=weights, minlength=minlength)
-    out = None
-    for a in range(0, idx.size, _CHUNK):
-        w = None if weights is None else weights[a : a + _CHUNK]
-        part = np.bincount(idx[a : a + _CHUNK], weights=w, minlength=minlength)
-        if out is None:
-            out = part.astype(np.float64 if weights is not None else np.int64)
-        else:
-            if part.size > out.size:
-                part[: out.size] += out
-                out = part.astype(out.dtype)
-            else:
-                out[: part.size] += part
-    assert out is not None
-    return out
 
 
 def resolve_dtype(dtype: Any) -> np.dtype:
