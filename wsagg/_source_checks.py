@@ -51,7 +51,8 @@ from wsagg._validation import warn
 from wsagg.exceptions import DependentSourcesWarning, SparseSourcesWarning
 from wsagg.labels import LabelMatrix, as_label_matrix, bincount_chunked, flat_index
 
-__all__ = ["check_sources", "dependent_sources", "source_parameters"]
+__all__ = ["check_sources", "dependent_sources", "emit_findings", "source_findings",
+           "source_parameters"]
 
 MIN_SHARED = 25
 COPY_JACCARD = 0.97
@@ -67,16 +68,32 @@ VOTES_PER_PARAMETER = 3
 
 def check_sources(lm: LabelMatrix, estimator: Any) -> None:
     """Warn about dependent sources and sparse sources (see the module docstring)."""
-    _warn_sparse(lm, estimator)
+    emit_findings(source_findings(lm, estimator))
+
+
+def emit_findings(findings: list[tuple[str, type[Warning]]]) -> None:
+    """Warn with each ``(message, category)`` of :func:`source_findings`, in order."""
+    for message, category in findings:
+        warn(message, category)
+
+
+def source_findings(lm: LabelMatrix, estimator: Any) -> list[tuple[str, type[Warning]]]:
+    """What :func:`check_sources` warns about, as ``(message, category)`` pairs, without
+    warning: it only reads ``lm``, so it may run on another thread while the fit goes on
+    (:meth:`wsagg.base.BaseAggregator._validate_fit`)."""
+    out: list[tuple[str, type[Warning]]] = []
+    sparse = _sparse_message(lm, estimator)
+    if sparse is not None:
+        out.append((sparse, SparseSourcesWarning))
     if lm.n_sources < 2 or lm.n_votes < MIN_SHARED:
-        return
+        return out
     found = _dependence(lm)
     names = lm.source_names
     if found["copies"]:
         groups = found["copies"]
         shown = "; ".join(_names(names, g) for g in groups[:3])
         more = f" (and {len(groups) - 3} more sets)" if len(groups) > 3 else ""
-        warn(
+        out.append((
             f"{sum(len(g) for g in groups)} sources look like copies of each other, casting "
             f"the same votes on the same items: {shown}{more}. An aggregator assuming "
             "independent sources counts every copy as separate evidence, so its posteriors "
@@ -84,7 +101,7 @@ def check_sources(lm: LabelMatrix, estimator: Any) -> None:
             "wsagg._source_checks.dependent_sources and docs/labels.md, 'Dependent and "
             "sparse sources').",
             DependentSourcesWarning,
-        )
+        ))
     pairs = found["correlated"]
     if len(pairs):
         top = pairs.iloc[:3]
@@ -94,13 +111,14 @@ def check_sources(lm: LabelMatrix, estimator: Any) -> None:
             for r in top.itertuples()
         )
         more = f" (and {len(pairs) - 3} more pairs)" if len(pairs) > 3 else ""
-        warn(
+        out.append((
             f"{len(pairs)} pairs of sources agree far more than independent sources "
             f"would: {shown}{more}. They are dependent (the same rule, data or annotator), "
             "so an aggregator assuming independence is overconfident. Merge or drop one "
             "source of each pair (see docs/labels.md, 'Dependent and sparse sources').",
             DependentSourcesWarning,
-        )
+        ))
+    return out
 
 
 def dependent_sources(L: Any, n_classes: int | None = None) -> dict[str, Any]:
@@ -141,18 +159,18 @@ def source_parameters(estimator: Any, k: int) -> int:
 # ----------------------------------------------------------------------------------------
 
 
-def _warn_sparse(lm: LabelMatrix, estimator: Any) -> None:
+def _sparse_message(lm: LabelMatrix, estimator: Any) -> str | None:
     m, k = lm.n_sources, lm.n_classes
     if m < SPARSE_MIN_SOURCES:
-        return
+        return None
     p = source_parameters(estimator, k)
     if p <= 0:
-        return
+        return None
     need = VOTES_PER_PARAMETER * p
     votes = bincount_chunked(lm.source, minlength=m)
     few = int(np.count_nonzero(votes < need))
     if 2 * few <= m:
-        return
+        return None
     name = type(estimator).__name__
     params = estimator.get_params(deep=False)
     knobs = []
@@ -164,11 +182,10 @@ def _warn_sparse(lm: LabelMatrix, estimator: Any) -> None:
             break
     knobs.append("pooling the rare sources into one source")
     knobs.append("MajorityVote (no per-source parameters)")
-    warn(
+    return (
         f"{few:,} of {m:,} sources have fewer than {need} votes, too few to estimate the "
         f"{p} parameter{'s' if p > 1 else ''} per source of {name}; its posteriors will be "
-        f"overconfident. Use {', '.join(knobs[:-1])} or {knobs[-1]}.",
-        SparseSourcesWarning,
+        f"overconfident. Use {', '.join(knobs[:-1])} or {knobs[-1]}."
     )
 
 

@@ -53,7 +53,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from wsagg._source_checks import check_sources
+from wsagg._source_checks import check_sources, emit_findings, source_findings
 from wsagg._validation import warn
 from wsagg.exceptions import AlignmentWarning
 from wsagg.labels import (
@@ -100,6 +100,19 @@ _PANDAS_METHODS = {
 # .active: a pandas-out call runs on this thread; .frame: its input; .ids: the item ids of
 # that input's conversion (noted by _validate_fit / _validate_predict, so not recomputed)
 _PANDAS_CALL = threading.local()
+
+_CHECK_POOL: Any = None  # one thread for background source checks, started when first asked
+_CHECK_POOL_LOCK = threading.Lock()
+
+
+def _check_pool() -> Any:
+    global _CHECK_POOL
+    with _CHECK_POOL_LOCK:
+        if _CHECK_POOL is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _CHECK_POOL = ThreadPoolExecutor(1, thread_name_prefix="wsagg-source-checks")
+        return _CHECK_POOL
 
 
 def _pandas_output(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -243,7 +256,8 @@ class BaseAggregator(BaseEstimator):
             self._validate_params()  # scikit-learn's messages, from _parameter_constraints
         n_classes = getattr(self, "n_classes", None)
         y_hint = None if y is None or not hasattr(y, "__len__") else y
-        lm = as_label_matrix(L, n_classes=n_classes, y=_numeric_or_none(y_hint))
+        lm = as_label_matrix(L, n_classes=n_classes, y=_numeric_or_none(y_hint),
+                             n_jobs=self._fit_threads(L))
         notes: list[str] = []
         y_idx = None if y is None else check_known_labels(y, lm, notes)
         for note in notes:
@@ -258,13 +272,35 @@ class BaseAggregator(BaseEstimator):
             f"Fitting {type(self).__name__} on {n:,} items x {k:,} classes ({m:,} sources)",
         )
         if not getattr(self, "_skip_source_checks", False):  # (auto checks once, not per fit)
-            check_sources(lm, self)
+            if self._source_checks_in_background(lm):
+                # on another thread while the fit runs; _finish_source_checks warns
+                self._pending_source_checks = _check_pool().submit(source_findings, lm, self)
+            else:
+                check_sources(lm, self)
         self.classes_ = lm.classes
         self.n_classes_ = lm.n_classes
         self.n_sources_ = lm.n_sources
         self.source_names_ = lm.source_names
         _note_items(L, lm)
         return lm, y_idx
+
+    def _fit_threads(self, L: Any) -> int:
+        """Threads :meth:`_validate_fit` may use to convert ``L`` (the raw input): 1 here;
+        an aggregator with an ``n_jobs`` of its own may allow more."""
+        return 1
+
+    def _source_checks_in_background(self, lm: LabelMatrix) -> bool:
+        """Whether :meth:`_validate_fit` runs the source checks on a background thread
+        (the fit then calls :meth:`_finish_source_checks`). ``False`` here; an aggregator
+        whose fit leaves a core free while it converts the votes may say ``True``."""
+        return False
+
+    def _finish_source_checks(self) -> None:
+        """Wait for background source checks, if any, and warn with their findings (in
+        the caller's thread, so warning filters and ``pytest.warns`` see them)."""
+        pending = self.__dict__.pop("_pending_source_checks", None)
+        if pending is not None:
+            emit_findings(pending.result())
 
     def _validate_predict(self, L: Any) -> LabelMatrix:
         check_is_fitted(self, "classes_")
@@ -310,7 +346,10 @@ class BaseAggregator(BaseEstimator):
             self._fit_partitioned(L, y)
             return self
         lm, y_idx = self._validate_fit(L, y)
-        self._fit(lm, y_idx)
+        try:
+            self._fit(lm, y_idx)
+        finally:
+            self._finish_source_checks()
         return self
 
     @_pandas_output("proba")
@@ -352,7 +391,10 @@ class BaseAggregator(BaseEstimator):
             return self.fit(L, y).predict_proba(L)
         self._reset_fitted()
         lm, y_idx = self._validate_fit(L, y)
-        self._fit(lm, y_idx)
+        try:
+            self._fit(lm, y_idx)
+        finally:
+            self._finish_source_checks()
         return self._predict_proba(lm)
 
     @_pandas_output("labels")

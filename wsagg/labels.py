@@ -47,6 +47,7 @@ rows out.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field, replace
@@ -68,7 +69,9 @@ __all__ = [
     "index_dtype",
     "is_wide_frame",
     "label_dtype",
+    "map_runs",
     "memory_budget",
+    "split_runs",
 ]
 
 DuplicatePolicy = Literal["count", "last", "first", "error"]
@@ -450,6 +453,7 @@ def as_label_matrix(
     n_sources: int | None = None,
     duplicates: DuplicatePolicy = "count",
     y: Any = None,
+    n_jobs: int = 1,
 ) -> LabelMatrix:
     """Convert any supported input into a :class:`LabelMatrix`, validating it.
 
@@ -474,6 +478,9 @@ def as_label_matrix(
     y : array-like, optional
         Known labels: when ``n_classes`` is not given, a known class that no source votes
         for is refused (pass ``n_classes``) instead of silently adding a class.
+    n_jobs : int, default=1
+        Threads for converting a large dense matrix (at least ``2**22`` cells); the result
+        does not depend on it.
     """
     if duplicates not in _DUPLICATE_POLICIES:
         raise ValueError(
@@ -495,7 +502,7 @@ def as_label_matrix(
     elif sp.issparse(L):
         lm = _from_sparse(L, n_classes, y, duplicates, source_names)
     else:
-        lm = _from_dense(L, n_classes, y, source_names)
+        lm = _from_dense(L, n_classes, y, source_names, n_jobs)
     if n_sources is not None and lm.n_sources != n_sources:
         raise ValueError(
             f"The label matrix has {lm.n_sources} sources (columns) but the estimator was "
@@ -766,7 +773,8 @@ def _empty_message(shape: tuple[int, ...]) -> str:
     )
 
 
-def _from_dense(L: Any, n_classes: int | None, y: Any, names: Any) -> LabelMatrix:
+def _from_dense(L: Any, n_classes: int | None, y: Any, names: Any, n_jobs: int = 1
+                ) -> LabelMatrix:
     if isinstance(L, list | tuple) and len(L) == 0:
         raise ValueError("The label matrix is empty: it needs at least one item and one source.")
     arr = np.asarray(L)
@@ -786,7 +794,7 @@ def _from_dense(L: Any, n_classes: int | None, y: Any, names: Any) -> LabelMatri
         raise ValueError(_empty_message(arr.shape))
     # integer input is read in its own dtype (no int64 copy of the matrix)
     vals = arr if arr.dtype.kind in "iu" else _as_int_labels(arr, "The label matrix")
-    item, source, label = _dense_votes(vals)
+    item, source, label = _dense_votes(vals, n_jobs)
     k = _resolve_k(label, n_classes, y, dtype=arr.dtype)
     lm = LabelMatrix(
         item=item,
@@ -801,41 +809,82 @@ def _from_dense(L: Any, n_classes: int | None, y: Any, names: Any) -> LabelMatri
     )
     lm._cache["grouped_by_item"] = True  # row-major (see _dense_votes)
     lm._cache["has_repeats"] = False
+    lm._cache["sources_ascending"] = True  # (within each item, strictly: one vote per cell)
     return lm
 
 
-def _dense_votes(vals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _dense_votes(vals: np.ndarray, n_jobs: int = 1
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The votes (cells ``>= 0``) of a dense integer ``(n, m)`` matrix, row-major (grouped
     by item, sources ascending), in the LabelMatrix dtypes: two passes over blocks of rows
     (check and count, then fill), no temporary of the size of the matrix and none of
-    ``int64`` per vote (about as fast as one ``np.flatnonzero`` of the whole matrix)."""
+    ``int64`` per vote (about as fast as one ``np.flatnonzero`` of the whole matrix).
+
+    ``n_jobs > 1`` (a large matrix only): each pass cuts the blocks into ``n_jobs``
+    contiguous runs, one per thread (numpy releases the GIL in these operations); the
+    result is the same."""
     n, m = vals.shape
     rows = max(1, _DENSE_BLOCK // m)
-    lo, hi, n_votes = 0, -1, 0
-    for r in range(0, n, rows):
-        blk = vals[r : r + rows]
-        lo, hi = min(lo, int(blk.min())), max(hi, int(blk.max()))
-        n_votes += int(np.count_nonzero(blk >= 0))
+    starts = list(range(0, n, rows))
+    runs = split_runs(len(starts), n_jobs if n * m >= _THREADED_CELLS else 1)
+
+    def check(run: range) -> list[tuple[int, int, int]]:
+        out = []
+        for b in run:
+            blk = vals[starts[b] : starts[b] + rows]
+            out.append((int(blk.min()), int(blk.max()), int(np.count_nonzero(blk >= 0))))
+        return out
+
+    per_block = [t for part in map_runs(check, runs) for t in part]
+    lo = min(-1, *(t[0] for t in per_block)) if per_block else -1
+    hi = max(-1, *(t[1] for t in per_block)) if per_block else -1
     if lo < -1:
         raise ValueError(
             f"The label matrix contains {lo}; the only negative value allowed is -1 "
             "(abstain). Classes are 0..k-1."
         )
+    counts = np.array([t[2] for t in per_block], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    n_votes = int(offsets[-1])
     item = np.empty(n_votes, dtype=index_dtype(n))
     source = np.empty(n_votes, dtype=index_dtype(m))
     label = np.empty(n_votes, dtype=label_dtype(hi + 1))
-    pos = 0
-    for r in range(0, n, rows):
-        blk = np.ascontiguousarray(vals[r : r + rows]).reshape(-1)
-        index = np.flatnonzero(blk >= 0)
-        end = pos + index.shape[0]
-        row, col = np.divmod(index, m)
-        row += r
-        item[pos:end] = row
-        source[pos:end] = col
-        label[pos:end] = blk[index]
-        pos = end
+
+    def fill(run: range) -> None:
+        for b in run:
+            r, pos, end = starts[b], int(offsets[b]), int(offsets[b + 1])
+            blk = np.ascontiguousarray(vals[r : r + rows]).reshape(-1)
+            index = np.flatnonzero(blk >= 0)
+            row = index // m  # (a division by a scalar: libdivide; np.divmod is 2x slower)
+            item[pos:end] = row
+            item[pos:end] += r
+            row *= m
+            np.subtract(index, row, out=source[pos:end], casting="unsafe")
+            label[pos:end] = blk[index]
+
+    map_runs(fill, runs)
     return item, source, label
+
+
+_THREADED_CELLS = 1 << 22  # cells of a dense matrix from which its conversion may use threads
+
+
+def split_runs(n_blocks: int, n_jobs: int) -> list[range]:
+    """Blocks ``0..n_blocks-1`` cut into at most ``n_jobs`` contiguous runs (for
+    :func:`map_runs`)."""
+    parts = max(1, min(int(n_jobs), n_blocks))
+    cuts = np.linspace(0, n_blocks, parts + 1).round().astype(int)
+    return [range(int(a), int(b)) for a, b in itertools.pairwise(cuts.tolist())]
+
+
+def map_runs(fn: Any, runs: list[range]) -> list:
+    """``[fn(run) for run in runs]``, one thread per run when there are several."""
+    if len(runs) <= 1:
+        return [fn(r) for r in runs]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(runs), thread_name_prefix="wsagg-convert") as pool:
+        return list(pool.map(fn, runs))
 
 
 def _from_sparse(

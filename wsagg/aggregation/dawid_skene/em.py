@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from wsagg.aggregation.dawid_skene.backends.numpy import bincount_chunked, row_reduce, row_view
 from wsagg.diagnostics import abstains_are_informative
-from wsagg.labels import LabelMatrix, flat_index
+from wsagg.labels import LabelMatrix, flat_index, map_runs, split_runs
 
 __all__ = [
     "Design",
@@ -96,10 +96,11 @@ def index_dtype(n_votes: int, n_cols: int) -> type:
     return np.int32 if max(n_votes, n_cols) < 2**31 - 1 else np.int64
 
 
-def one_hot(lm: LabelMatrix, dtype: Any = np.float64) -> sp.csr_matrix:
+def one_hot(lm: LabelMatrix, dtype: Any = np.float64, n_jobs: int = 1) -> sp.csr_matrix:
     """The one-hot vote-count matrix ``V`` (``n x m k``) of ``lm`` in one vectorised pass:
     ``int32`` indices and row pointers where they fit, values of ``dtype``, built chunk by
-    chunk (no ``int64`` temporaries of the size of the votes).
+    chunk (no ``int64`` temporaries of the size of the votes); with ``n_jobs > 1`` the
+    chunks are cut into that many contiguous runs, one per thread (the same matrix).
 
     Cached on ``lm`` (one entry per dtype), so that every fit and prediction that is handed
     the same :class:`~wsagg.labels.LabelMatrix` converts its votes once. Equal, as a
@@ -120,34 +121,53 @@ def one_hot(lm: LabelMatrix, dtype: Any = np.float64) -> sp.csr_matrix:
     idx_t = index_dtype(nv, m * k + m)
     item, src, lab = lm.item, lm.source, lm.label
     indices = np.empty(nv, dtype=idx_t)
+    data = np.empty(nv, dtype=dtype)
     indptr = np.zeros(n + 1, dtype=idx_t)
-    grouped, canonical = lm.grouped_by_item(), True  # (checked once, cached on lm)
-    for a in range(0, nv, _CHUNK):  # the column of each vote; sorted within each item?
-        b = min(a + _CHUNK, nv)
-        col = indices[a:b]
-        np.multiply(src[a:b], k, out=col, dtype=idx_t)  # (in idx_t: m k may pass 2^31)
-        col += lab[a:b]
-        if not grouped:
-            continue
-        lo = max(a - 1, 0)  # one vote of overlap with the previous chunk
-        it = item[lo:b]
-        if canonical:
-            c = indices[lo:b]
-            canonical = bool(np.all((c[1:] > c[:-1]) | (it[1:] != it[:-1])))
-        # votes per item of this chunk (its items are one sorted range: a short bincount)
-        first = int(item[a])
-        per_item = np.bincount(item[a:b] - first)
-        indptr[first + 1 : first + 1 + per_item.shape[0]] += per_item.astype(idx_t)
+    grouped = lm.grouped_by_item()  # (checked once, cached on lm)
+    # dense input: one vote per (item, source), sources ascending within each item, so the
+    # columns j k + l ascend within each row (nothing to check)
+    known_canonical = grouped and lm._cache.get("sources_ascending", False)
+    chunks = list(range(0, nv, _CHUNK))
+
+    def work(run: range) -> tuple[bool, list[tuple[int, np.ndarray]]]:
+        canonical, counts = True, []
+        for a in (chunks[c] for c in run):  # the column of each vote; sorted per item?
+            b = min(a + _CHUNK, nv)
+            col = indices[a:b]
+            np.multiply(src[a:b], k, out=col, dtype=idx_t)  # (in idx_t: m k may pass 2^31)
+            col += lab[a:b]
+            data[a:b] = 1
+            if not grouped:
+                continue
+            # one vote of overlap with the previous chunk, except at the start of a run
+            # (that chunk may be another thread's: the runs' seams are checked after)
+            lo = a if a == chunks[run[0]] else a - 1
+            if canonical and not known_canonical:
+                it, c = item[lo:b], indices[lo:b]
+                canonical = bool(np.all((c[1:] > c[:-1]) | (it[1:] != it[:-1])))
+            # votes per item of this chunk (its items are one sorted range: a short bincount)
+            first = int(item[a])
+            counts.append((first, np.bincount(item[a:b] - first)))
+        return canonical, counts
+
+    runs = split_runs(len(chunks), n_jobs)
+    results = map_runs(work, runs)
+    canonical = all(r[0] for r in results)
+    if grouped and not known_canonical:  # the votes where two runs meet
+        for run in runs[1:]:
+            a = chunks[run[0]]
+            if item[a] == item[a - 1] and not indices[a] > indices[a - 1]:
+                canonical = False
+    for _, counts in results:
+        for first, per_item in counts:
+            indptr[first + 1 : first + 1 + per_item.shape[0]] += per_item.astype(idx_t)
     if not grouped:  # votes in no particular order: scipy's COO -> CSR (sums repeats)
-        V = sp.csr_matrix(
-            (np.ones(nv, dtype=dtype), (item, indices)), shape=(n, m * k), dtype=dtype
-        )
+        V = sp.csr_matrix((data, (item, indices)), shape=(n, m * k), dtype=dtype)
         del indices
         V.sum_duplicates()
     else:
         np.cumsum(indptr, out=indptr)
-        V = sp.csr_matrix((np.ones(nv, dtype=dtype), indices, indptr), shape=(n, m * k),
-                          copy=False)
+        V = sp.csr_matrix((data, indices, indptr), shape=(n, m * k), copy=False)
         if canonical:
             V.has_canonical_format = True
         else:
@@ -156,15 +176,22 @@ def one_hot(lm: LabelMatrix, dtype: Any = np.float64) -> sp.csr_matrix:
     return V
 
 
-def column_sums(X: sp.csr_matrix) -> np.ndarray:
+def column_sums(X: sp.csr_matrix, n_jobs: int = 1) -> np.ndarray:
     """Column sums of ``X`` (float64): one pass over its indices and values, as the product
     ``X.T @ 1`` (scipy's kernel is about 4x faster than a weighted ``np.bincount``; the sums
-    of whole vote counts are exact either way)."""
+    of whole vote counts are exact either way), by ``n_jobs`` row ranges on threads."""
     if X.nnz == 0:
         return np.zeros(X.shape[1])
     if X.dtype != np.float64:  # (a float32 running sum is exact only up to 2^24 votes)
         return bincount_chunked(X.indices, X.data, X.shape[1])
-    return np.asarray(X.T @ np.ones(X.shape[0]))
+    n = X.shape[0]
+    runs = split_runs(n, n_jobs if X.nnz >= _CHUNK else 1)
+
+    def part(rows: range) -> np.ndarray:
+        blk = row_view(X, rows.start, rows.stop)
+        return np.asarray(blk.T @ np.ones(blk.shape[0]))
+
+    return np.sum(map_runs(part, runs), axis=0)
 
 
 def column_counts(V: sp.csr_matrix, m: int, k: int, sums: np.ndarray | None = None
@@ -471,19 +498,25 @@ def initial_posterior(
             X.nnz == 0 or float(X.data.max()) == 1.0)
         q = np.empty((n, k), dtype=np.float64)
         covered = np.empty(n, dtype=bool)
+        b1 = np.ascontiguousarray(B[:, 1])
         per = max(1, int(_CHUNK * n / max(X.nnz, 1)))
         for a in range(0, n, per):
             b = min(a + per, n)
             blk = row_view(X, a, b)
             qb = q[a:b]
-            if single:  # vote counts: exact in float32 too
-                qb[:, 1] = blk @ B[:, 1]
-                tot = np.diff(blk.indptr).astype(np.float64)
-                np.subtract(tot, qb[:, 1], out=qb[:, 0])
-            else:
-                qb[...] = blk @ B
-                tot = row_reduce(qb, np.add)
             cov = covered[a:b]
+            if single:  # vote counts: exact in float32 too
+                v1 = np.asarray(blk @ b1, dtype=np.float64)
+                tot = np.diff(blk.indptr).astype(np.float64)
+                np.greater(tot, 0, out=cov)
+                if not cov.all():
+                    tot[~cov] = 1.0  # (uncovered rows: 0 / 1, set to uniform below)
+                v0 = np.subtract(tot, v1)
+                np.divide(v0, tot, out=qb[:, 0])  # (contiguous temporaries, one strided
+                np.divide(v1, tot, out=qb[:, 1])  # write per column)
+                continue
+            qb[...] = blk @ B
+            tot = row_reduce(qb, np.add)
             np.greater(tot, 0, out=cov)
             np.divide(qb, tot[:, None], out=qb, where=cov[:, None])
     else:

@@ -341,7 +341,10 @@ class DawidSkene(BaseAggregator):
         (a partitioned fit computes in float64).
     n_jobs : int or None, default=None
         Threads for the sparse products and the E-step (row blocks; the result does not
-        depend on it). ``None``: what the thread-pool settings allow (the BLAS / OpenMP
+        depend on it). On large inputs (about a million votes and more) they also convert a
+        dense matrix, build the design matrix and its column sums (runs of chunks), and the
+        fit-time source checks run on a thread of their own beside the fit (their warnings
+        are raised, in the caller's thread, when the fit ends). ``None``: what the thread-pool settings allow (the BLAS / OpenMP
         thread limits, e.g. ``OMP_NUM_THREADS`` or ``threadpoolctl.threadpool_limits``);
         ``-1``: every CPU. With a torch device: torch's intra-op threads during the fit.
     tie_break : {"first", "random"}, default="first"
@@ -519,7 +522,24 @@ class DawidSkene(BaseAggregator):
         """``fit(L, y)`` then ``predict_proba(L)``; the posteriors come from the final E-step
         of the fit (the same numbers, without a second pass over the votes)."""
         lm, y_idx = self._validate_fit(L, y)
-        return self._fit_core(lm, y_idx)
+        try:
+            return self._fit_core(lm, y_idx)
+        finally:
+            self._finish_source_checks()
+
+    def _fit_threads(self, L: Any) -> int:
+        """``n_jobs`` threads convert a large dense matrix (see
+        :func:`wsagg.labels.as_label_matrix`)."""
+        if self.device != "numpy" or int(getattr(L, "size", 0) or 0) < _THREADED_CELLS:
+            return 1
+        return effective_n_jobs(self.n_jobs)
+
+    def _source_checks_in_background(self, lm: LabelMatrix) -> bool:
+        """On another thread when the fit has more than one (``n_jobs``) and the votes are
+        many: the checks' fixed cost (tens of ms) then overlaps the building of the design
+        matrix and the initial posterior, which run on one thread."""
+        return (lm.n_votes >= _BACKGROUND_CHECK_VOTES and self.device == "numpy"
+                and effective_n_jobs(self.n_jobs) > 1)
 
     def _fit(self, lm: LabelMatrix, y: np.ndarray | None) -> None:
         self._fit_core(lm, y)
@@ -552,8 +572,8 @@ class DawidSkene(BaseAggregator):
         self._dtype = resolve_dtype(self.dtype)
         self._n_jobs = effective_n_jobs(self.n_jobs)
         known = None if y is None or not (y >= 0).any() else y
-        V = one_hot(lm, self._dtype)
-        sums = column_sums(V)
+        V = one_hot(lm, self._dtype, self._n_jobs)
+        sums = column_sums(V, self._n_jobs)
         self._start_fit(
             hp, column_counts(V, lm.n_sources, lm.n_classes, sums), lm.n_items,
             lm.source_names,
@@ -890,17 +910,30 @@ class DawidSkene(BaseAggregator):
 
 
 _SHARE_BLOCK = 1 << 16  # rows per block of _covered_argmax_counts
+# votes from which the source checks run beside the fit (below, their ~10-100 ms fixed cost
+# is not worth a thread hand-off)
+_BACKGROUND_CHECK_VOTES = 1 << 20
+_THREADED_CELLS = 1 << 22  # (wsagg.labels converts a dense matrix on threads from this size)
 
 
 def _covered_argmax_counts(proba: np.ndarray, indptr: np.ndarray) -> tuple[np.ndarray, int]:
     """How many covered items (a row of the design with an entry) have each class as their
-    argmax, and how many are covered: block by block (no ``(n,)`` temporaries)."""
+    argmax, and how many are covered: block by block (no ``(n,)`` temporaries). A block
+    whose rows are all covered (the usual case) is counted without selecting them, and for
+    two classes the argmax is the comparison ``q_1 > q_0`` (a tie goes to class 0, as with
+    ``np.argmax``)."""
     n, k = proba.shape
     counts = np.zeros(k, dtype=np.int64)
     covered = 0
     for a in range(0, n, _SHARE_BLOCK):
         b = min(a + _SHARE_BLOCK, n)
         cov = indptr[a + 1 : b + 1] != indptr[a:b]
-        counts += np.bincount(np.argmax(proba[a:b][cov], axis=1), minlength=k)
-        covered += int(np.count_nonzero(cov))
+        n_cov = int(np.count_nonzero(cov))
+        blk = proba[a:b] if n_cov == b - a else proba[a:b][cov]
+        if k == 2:
+            ones = int(np.count_nonzero(blk[:, 1] > blk[:, 0]))
+            counts += (n_cov - ones, ones)
+        else:
+            counts += np.bincount(np.argmax(blk, axis=1), minlength=k)
+        covered += n_cov
     return counts, covered

@@ -191,7 +191,8 @@ class NumpyBackend:
                  dtype: Any = np.float64, n_jobs: int = 1,
                  colsum: np.ndarray | None = None) -> None:
         self.dtype = resolve_dtype(dtype)
-        X = sp.csr_matrix(X)
+        if not isinstance(X, sp.csr_matrix):  # (re-wrapping a CSR matrix would drop its
+            X = sp.csr_matrix(X)  # known canonical format, re-checked per block)
         if X.dtype != self.dtype:
             X = X.astype(self.dtype)
         self.X = X
