@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp, softmax
 
-from wsagg._rowwise import col_sum, row_logsumexp, row_reduce, row_softmax
+from wsagg._rowwise import col_sum, row_logsumexp, row_reduce, row_softmax, row_sum
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 16, 17, 40])
@@ -26,3 +26,20 @@ def test_rowwise_kernels_equal_the_library_reductions(k):
     before = S.copy()
     row_softmax(S)
     np.testing.assert_array_equal(S, before)  # (the input is left as it is)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 10, 40])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_row_and_column_sums_equal_numpy(k, dtype):
+    rng = np.random.default_rng(k)
+    S = rng.random((3000, k)).astype(dtype)
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(row_sum(S), S.sum(axis=1, dtype=np.float64), rtol=rtol)
+    np.testing.assert_allclose(col_sum(S), S.sum(axis=0, dtype=np.float64), rtol=rtol)
+    assert row_sum(S[:0]).shape == (0,) and col_sum(S[:0]).shape == (k,)
+    np.testing.assert_array_equal(col_sum(S[:0]), np.zeros(k))
+    Q = np.zeros((4, 3))
+    Q[1, 2] = np.inf  # infinities and NaN propagate as in numpy's sums
+    Q[2, 0] = np.nan
+    np.testing.assert_array_equal(row_sum(Q), Q.sum(axis=1))
+    np.testing.assert_array_equal(col_sum(Q), Q.sum(axis=0))

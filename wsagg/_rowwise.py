@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["col_sum", "row_logsumexp", "row_reduce", "row_softmax"]
+__all__ = ["col_sum", "row_logsumexp", "row_reduce", "row_softmax", "row_sum"]
 
 # loop over the columns up to this many of them (measured on (250k, k) float64 arrays: the
 # loop is 2.6x faster at k = 2, even at k = 10, slower at k = 16)
@@ -21,12 +21,26 @@ _FEW_COLS = 16  # for column sums
 
 
 def col_sum(q: np.ndarray) -> np.ndarray:
-    """``q.sum(axis=0)`` of an ``(n, k)`` array: for small ``k`` one strided sum per class,
-    which is far faster than numpy's axis-0 reduction over rows of length ``k``."""
+    """``q.sum(axis=0)`` of an ``(n, k)`` array. float64: the BLAS product ``1^T q``
+    (4x faster than a loop over the columns at k = 10, 6x than numpy's axis-0 reduction);
+    otherwise, for small ``k``, one strided sum per class (numpy's pairwise summation,
+    which keeps float32 sums accurate), far faster than the axis-0 reduction over rows of
+    length ``k``."""
     k = q.shape[1]
+    if q.dtype == np.float64 and q.shape[0] > 0:
+        return np.ones(q.shape[0]) @ q
     if k > _FEW_COLS:
         return q.sum(axis=0)
     return np.array([q[:, c].sum() for c in range(k)])
+
+
+def row_sum(S: np.ndarray) -> np.ndarray:
+    """Row sums of an ``(n, k)`` array: float64 with ``k > 2`` as the BLAS product
+    ``S 1`` (3.5x faster than the loop over the columns at k = 10), else
+    :func:`row_reduce` with ``np.add``."""
+    if S.dtype == np.float64 and S.shape[1] > 2 and S.shape[0] > 0:
+        return S @ np.ones(S.shape[1])
+    return row_reduce(S, np.add)
 
 
 def row_reduce(S: np.ndarray, op: np.ufunc) -> np.ndarray:
@@ -48,7 +62,7 @@ def _shifted_exp(S: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     mx[~np.isfinite(mx)] = 0.0
     E = S - mx[:, None]
     np.exp(E, out=E)
-    return E, row_reduce(E, np.add), mx
+    return E, row_sum(E), mx
 
 
 def row_logsumexp(S: np.ndarray) -> np.ndarray:

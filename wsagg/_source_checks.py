@@ -49,7 +49,7 @@ import scipy.sparse as sp
 from wsagg._rowwise import row_softmax
 from wsagg._validation import warn
 from wsagg.exceptions import DependentSourcesWarning, SparseSourcesWarning
-from wsagg.labels import LabelMatrix, as_label_matrix, bincount_chunked, flat_index
+from wsagg.labels import LabelMatrix, as_label_matrix, flat_index
 
 __all__ = ["check_sources", "dependent_sources", "emit_findings", "source_findings",
            "source_parameters"]
@@ -167,7 +167,7 @@ def _sparse_message(lm: LabelMatrix, estimator: Any) -> str | None:
     if p <= 0:
         return None
     need = VOTES_PER_PARAMETER * p
-    votes = bincount_chunked(lm.source, minlength=m)
+    votes = lm.vote_counts().sum(axis=1)
     few = int(np.count_nonzero(votes < need))
     if 2 * few <= m:
         return None

@@ -316,6 +316,22 @@ class LabelMatrix:
         item = np.repeat(np.arange(index.shape[0], dtype=index_dtype(index.shape[0])), lens)
         return self._rows_of(index, item, votes)
 
+    def vote_counts(self) -> np.ndarray:
+        """``(m, k)`` int64: how many votes each source cast for each class (repeats
+        counted), the column sums of :meth:`one_hot`. One chunked pass over the votes,
+        then cached: the fit-time source checks and the aggregators' initial counts share
+        it."""
+        if "vote_counts" not in self._cache:
+            m, k = self.n_sources, self.n_classes
+            out = np.zeros(m * k, dtype=np.int64)
+            for a in range(0, self.n_votes, _BLOCK):
+                key = flat_index(self.source[a : a + _BLOCK], k, self.label[a : a + _BLOCK])
+                out += np.bincount(key, minlength=m * k)
+            out = out.reshape(m, k)
+            out.setflags(write=False)  # (shared: a caller must copy before changing it)
+            self._cache["vote_counts"] = out
+        return self._cache["vote_counts"]
+
     def one_hot(self) -> sp.csr_matrix:
         """Sparse one-hot vote matrix ``V`` of shape ``(n, m * k)``.
 
@@ -665,6 +681,8 @@ def check_inferred_k(
         flat = labels.reshape(-1)
         for a in range(0, n, _BLOCK):  # (bincount copies its input to int64: by blocks)
             seen += np.bincount(flat[a : a + _BLOCK], minlength=k)
+            if np.count_nonzero(seen) > k - 3:  # (k <= d + 2 already: nothing to refuse)
+                return
         distinct = np.flatnonzero(seen)
     d = int(distinct.size)
     if k <= d + 2:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from wsagg.aggregation.dawid_skene.backends.numpy import bincount_chunked, row_reduce, row_view
+from wsagg.aggregation.dawid_skene.backends.numpy import bincount_chunked, row_sum, row_view
 from wsagg.diagnostics import abstains_are_informative
 from wsagg.labels import LabelMatrix, flat_index, map_runs, split_runs
 
@@ -516,9 +516,12 @@ def initial_posterior(
                 np.divide(v1, tot, out=qb[:, 1])  # write per column)
                 continue
             qb[...] = blk @ B
-            tot = row_reduce(qb, np.add)
+            tot = row_sum(qb)
             np.greater(tot, 0, out=cov)
-            np.divide(qb, tot[:, None], out=qb, where=cov[:, None])
+            if cov.all():
+                qb /= tot[:, None]
+            else:
+                np.divide(qb, tot[:, None], out=qb, where=cov[:, None])
     else:
         tot = np.bincount(lm.item, minlength=lm.n_items).astype(np.float64)
         w = 1.0 / tot[lm.item]  # each vote's share of its item: O(votes)
@@ -536,9 +539,9 @@ def initial_posterior(
 
 
 def vote_counts(lm: LabelMatrix) -> np.ndarray:
-    """``(m, k)`` number of votes of each source for each class."""
-    m, k = lm.n_sources, lm.n_classes
-    return np.bincount(lm.source * k + lm.label, minlength=m * k).reshape(m, k)
+    """``(m, k)`` number of votes of each source for each class
+    (:meth:`wsagg.labels.LabelMatrix.vote_counts`, cached on ``lm``)."""
+    return lm.vote_counts()
 
 
 def resolve_abstain(abstain: str, counts: np.ndarray, n_votes: int, n_items: int) -> str:

@@ -88,8 +88,6 @@ from wsagg.aggregation.dawid_skene.em import (
     bind_marginal,
     binds_prior,
     build_design,
-    column_counts,
-    column_sums,
     initial_posterior,
     log_parameter_table,
     log_prior_density,
@@ -342,11 +340,12 @@ class DawidSkene(BaseAggregator):
     n_jobs : int or None, default=None
         Threads for the sparse products and the E-step (row blocks; the result does not
         depend on it). On large inputs (about a million votes and more) they also convert a
-        dense matrix, build the design matrix and its column sums (runs of chunks), and the
-        fit-time source checks run on a thread of their own beside the fit (their warnings
-        are raised, in the caller's thread, when the fit ends). ``None``: what the thread-pool settings allow (the BLAS / OpenMP
-        thread limits, e.g. ``OMP_NUM_THREADS`` or ``threadpoolctl.threadpool_limits``);
-        ``-1``: every CPU. With a torch device: torch's intra-op threads during the fit.
+        dense matrix and build the design matrix (runs of chunks), and the fit-time source
+        checks run on a thread of their own beside the fit (their warnings are raised, in
+        the caller's thread, when the fit ends). ``None``: what the thread-pool settings
+        allow (the BLAS / OpenMP thread limits, e.g. ``OMP_NUM_THREADS`` or
+        ``threadpoolctl.threadpool_limits``); ``-1``: every CPU. With a torch device:
+        torch's intra-op threads during the fit.
     tie_break : {"first", "random"}, default="first"
         Tie policy of :meth:`predict`.
     random_state : int, RandomState or None
@@ -572,12 +571,11 @@ class DawidSkene(BaseAggregator):
         self._dtype = resolve_dtype(self.dtype)
         self._n_jobs = effective_n_jobs(self.n_jobs)
         known = None if y is None or not (y >= 0).any() else y
-        V = one_hot(lm, self._dtype, self._n_jobs)
-        sums = column_sums(V, self._n_jobs)
-        self._start_fit(
-            hp, column_counts(V, lm.n_sources, lm.n_classes, sums), lm.n_items,
-            lm.source_names,
-        )
+        one_hot(lm, self._dtype, self._n_jobs)  # (on n_jobs threads; cached on lm for
+        # build_design below and for predict_proba on the same LabelMatrix)
+        counts = lm.vote_counts()  # (V's column sums: shared with the source checks)
+        sums = counts.ravel().astype(np.float64)
+        self._start_fit(hp, counts, lm.n_items, lm.source_names)
         design = build_design(lm, self.abstain_, dtype=self._dtype)
         self._colsum = None if design.separate_presence else sums
         if hp["auto_diagonal"] and known is not None:

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from wsagg._rowwise import col_sum, row_reduce  # (re-exported: the backends' names)
+from wsagg._rowwise import col_sum, row_reduce, row_sum  # (re-exported: the backends' names)
 from wsagg.labels import bincount_chunked  # (re-exported)
 
 __all__ = [
@@ -54,6 +54,7 @@ __all__ = [
     "effective_n_jobs",
     "resolve_dtype",
     "row_reduce",
+    "row_sum",
     "row_view",
 ]
 
@@ -410,7 +411,9 @@ def _sum64(a: np.ndarray) -> float:
 
 
 def _col_sum64(q: np.ndarray) -> np.ndarray:
-    if q.shape[1] > 16:  # (see col_sum)
+    if q.dtype == np.float64:  # (see col_sum)
+        return col_sum(q)
+    if q.shape[1] > 16:
         return q.sum(axis=0, dtype=np.float64)
     return np.array([_sum64(q[:, c]) for c in range(q.shape[1])])
 
@@ -461,7 +464,7 @@ def _softmax_rows(
     mx = row_reduce(S, np.maximum)
     S -= mx[:, None]
     np.exp(S, out=S)
-    tot = row_reduce(S, np.add)
+    tot = row_sum(S)
     S /= tot[:, None]
     row_ll = np.log(tot)
     row_ll += mx
