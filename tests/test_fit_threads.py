@@ -186,3 +186,16 @@ def test_covered_argmax_counts_fast_paths():
             counts, n_cov = est_mod._covered_argmax_counts(p, indptr)
             np.testing.assert_array_equal(counts, np.bincount(p[cov].argmax(1), minlength=k))
             assert n_cov == cov.sum()
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_threaded_initial_posterior(monkeypatch, k):
+    monkeypatch.setattr(em, "_CHUNK", 100)
+    L = _dense(k=k)
+    L[::5] = -1  # items without a vote: uniform
+    lm = as_label_matrix(L)
+    design = em.build_design(lm, "ignore")
+    one = em.initial_posterior(lm, None, design)
+    np.testing.assert_array_equal(em.initial_posterior(lm, None, design, n_jobs=3), one)
+    np.testing.assert_allclose(one, em.initial_posterior(lm, None), rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(one[::5], np.full((len(one[::5]), k), 1 / k))

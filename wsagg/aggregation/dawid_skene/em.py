@@ -478,16 +478,17 @@ def params_from_vector(x: np.ndarray, like: Params, hp: dict[str, Any]) -> Param
 
 
 def initial_posterior(
-    lm: LabelMatrix, known: np.ndarray | None, design: Design | None = None
+    lm: LabelMatrix, known: np.ndarray | None, design: Design | None = None,
+    n_jobs: int = 1,
 ) -> np.ndarray:
     """Soft majority vote (normalised vote counts), uniform for items without a vote.
 
     With the ``design``, the counts are one more sparse product ``X @ B`` (``B`` maps each
     vote column ``j k + l`` to class ``l``), the cheapest pass over the votes, made by
     blocks of rows straight into the result (memory: the ``(n, k)`` result and one block's
-    temporaries). For two classes it is the one column ``X @ B[:, 1]``, the other being the
-    item's vote count less it (the row's number of entries when every entry is a single
-    vote)."""
+    temporaries; ``n_jobs`` threads take runs of blocks). For two classes it is the one
+    column ``X @ B[:, 1]``, the other being the item's vote count less it (the row's number
+    of entries when every entry is a single vote)."""
     k = lm.n_classes
     if design is not None:
         X = design.X
@@ -500,28 +501,33 @@ def initial_posterior(
         covered = np.empty(n, dtype=bool)
         b1 = np.ascontiguousarray(B[:, 1])
         per = max(1, int(_CHUNK * n / max(X.nnz, 1)))
-        for a in range(0, n, per):
-            b = min(a + per, n)
-            blk = row_view(X, a, b)
-            qb = q[a:b]
-            cov = covered[a:b]
-            if single:  # vote counts: exact in float32 too
-                v1 = np.asarray(blk @ b1, dtype=np.float64)
-                tot = np.diff(blk.indptr).astype(np.float64)
+        starts = list(range(0, n, per))
+
+        def fill(run: range) -> None:
+            for a in (starts[i] for i in run):
+                b = min(a + per, n)
+                blk = row_view(X, a, b)
+                qb = q[a:b]
+                cov = covered[a:b]
+                if single:  # vote counts: exact in float32 too
+                    v1 = np.asarray(blk @ b1, dtype=np.float64)
+                    tot = np.diff(blk.indptr).astype(np.float64)
+                    np.greater(tot, 0, out=cov)
+                    if not cov.all():
+                        tot[~cov] = 1.0  # (uncovered rows: 0 / 1, set to uniform below)
+                    v0 = np.subtract(tot, v1)
+                    np.divide(v0, tot, out=qb[:, 0])  # (contiguous temporaries, one
+                    np.divide(v1, tot, out=qb[:, 1])  # strided write per column)
+                    continue
+                qb[...] = blk @ B
+                tot = row_sum(qb)
                 np.greater(tot, 0, out=cov)
-                if not cov.all():
-                    tot[~cov] = 1.0  # (uncovered rows: 0 / 1, set to uniform below)
-                v0 = np.subtract(tot, v1)
-                np.divide(v0, tot, out=qb[:, 0])  # (contiguous temporaries, one strided
-                np.divide(v1, tot, out=qb[:, 1])  # write per column)
-                continue
-            qb[...] = blk @ B
-            tot = row_sum(qb)
-            np.greater(tot, 0, out=cov)
-            if cov.all():
-                qb /= tot[:, None]
-            else:
-                np.divide(qb, tot[:, None], out=qb, where=cov[:, None])
+                if cov.all():
+                    qb /= tot[:, None]
+                else:
+                    np.divide(qb, tot[:, None], out=qb, where=cov[:, None])
+
+        map_runs(fill, split_runs(len(starts), n_jobs))
     else:
         tot = np.bincount(lm.item, minlength=lm.n_items).astype(np.float64)
         w = 1.0 / tot[lm.item]  # each vote's share of its item: O(votes)

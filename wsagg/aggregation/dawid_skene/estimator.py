@@ -587,8 +587,9 @@ class DawidSkene(BaseAggregator):
         backend = self._backend(design.X, known)
         # the soft majority vote's class totals (for the prior-collapse check below), taken
         # now so that no (n, k) array but the EM's own is alive during the EM
-        mv_total = col_sum(initial_posterior(lm, None, design)) if known is not None else None
-        q0: np.ndarray | None = initial_posterior(lm, known, design)
+        mv_total = (col_sum(initial_posterior(lm, None, design, self._n_jobs))
+                    if known is not None else None)
+        q0: np.ndarray | None = initial_posterior(lm, known, design, self._n_jobs)
         if mv_total is None:
             mv_total = col_sum(q0)
         rng = check_random_state(self.random_state)
