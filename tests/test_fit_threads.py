@@ -199,3 +199,18 @@ def test_threaded_initial_posterior(monkeypatch, k):
     np.testing.assert_array_equal(em.initial_posterior(lm, None, design, n_jobs=3), one)
     np.testing.assert_allclose(one, em.initial_posterior(lm, None), rtol=0, atol=1e-15)
     np.testing.assert_array_equal(one[::5], np.full((len(one[::5]), k), 1 / k))
+
+
+def test_one_item_spanning_several_runs(monkeypatch):
+    """An item with more votes than a run: three runs add to its row count; only the run
+    where it starts writes that entry, the others hand their share back."""
+    monkeypatch.setattr(em, "_CHUNK", 5)
+    rng = np.random.default_rng(4)
+    item = np.array([0, 0] + [1] * 30 + [2, 3, 3])
+    source = np.concatenate([[0, 1], rng.integers(0, 4, 30), [2, 0, 3]])
+    label = rng.integers(0, 2, item.size)
+    one = em.one_hot(_lm(item, source, label, 5, 4, 2))
+    for n_jobs in (2, 3, 7):
+        many = em.one_hot(_lm(item, source, label, 5, 4, 2), n_jobs=n_jobs)
+        np.testing.assert_array_equal(many.indptr, one.indptr)
+        assert (many != one).nnz == 0

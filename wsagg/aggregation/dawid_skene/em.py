@@ -129,8 +129,15 @@ def one_hot(lm: LabelMatrix, dtype: Any = np.float64, n_jobs: int = 1) -> sp.csr
     known_canonical = grouped and lm._cache.get("sources_ascending", False)
     chunks = list(range(0, nv, _CHUNK))
 
-    def work(run: range) -> tuple[bool, list[tuple[int, np.ndarray]]]:
-        canonical, counts = True, []
+    def work(run: range) -> tuple[bool, int]:
+        """The run's chunks: their columns and values, whether they are sorted within
+        items, and their votes per item added into ``indptr``, except those of the run's
+        first item (returned): that item may continue from the previous run, whose thread
+        adds into the same entry. Every other entry is this run's alone."""
+        canonical, held = True, 0
+        if not run:  # (no votes)
+            return canonical, held
+        head = int(item[chunks[run[0]]]) if grouped and run[0] > 0 else -1
         for a in (chunks[c] for c in run):  # the column of each vote; sorted per item?
             b = min(a + _CHUNK, nv)
             col = indices[a:b]
@@ -147,20 +154,23 @@ def one_hot(lm: LabelMatrix, dtype: Any = np.float64, n_jobs: int = 1) -> sp.csr
                 canonical = bool(np.all((c[1:] > c[:-1]) | (it[1:] != it[:-1])))
             # votes per item of this chunk (its items are one sorted range: a short bincount)
             first = int(item[a])
-            counts.append((first, np.bincount(item[a:b] - first)))
-        return canonical, counts
+            per_item = np.bincount(item[a:b] - first).astype(idx_t)
+            if first == head:
+                held += int(per_item[0])
+                per_item[0] = 0
+            indptr[first + 1 : first + 1 + per_item.shape[0]] += per_item
+        return canonical, held
 
     runs = split_runs(len(chunks), n_jobs)
     results = map_runs(work, runs)
     canonical = all(r[0] for r in results)
-    if grouped and not known_canonical:  # the votes where two runs meet
-        for run in runs[1:]:
+    if grouped:
+        for run, (_, held) in zip(runs[1:], results[1:], strict=True):
             a = chunks[run[0]]
-            if item[a] == item[a - 1] and not indices[a] > indices[a - 1]:
+            indptr[int(item[a]) + 1] += held
+            # the votes where two runs meet
+            if not known_canonical and item[a] == item[a - 1] and not indices[a] > indices[a - 1]:
                 canonical = False
-    for _, counts in results:
-        for first, per_item in counts:
-            indptr[first + 1 : first + 1 + per_item.shape[0]] += per_item.astype(idx_t)
     if not grouped:  # votes in no particular order: scipy's COO -> CSR (sums repeats)
         V = sp.csr_matrix((data, (item, indices)), shape=(n, m * k), dtype=dtype)
         del indices
