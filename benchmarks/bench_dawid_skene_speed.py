@@ -13,7 +13,10 @@ Parts (all on the synthetic Dawid-Skene generator, k = 2, m = 20, coverage 0.5 u
    ``predict_proba(dense)``, two). ``source_checks_s`` is the part of every wsagg fit spent
    in the fit-time source checks (``wsagg._source_checks.check_sources``, a fixed cost
    outside Dawid-Skene), timed separately on the same matrix; ``speedup_vs_snorkel_em``
-   is the speed-up with it subtracted. ``load_1m`` is the 1-minute load average.
+   is the speed-up with it subtracted. ``load_1m`` is the 1-minute load average. The
+   ``n_jobs=2`` column (``wsagg_dense_2threads_s``) is the same call with two threads: the
+   dense conversion, the design matrix, the initial posterior and the EM's row blocks run on
+   both, and the source checks on a thread of their own beside the fit.
 2. ``peers_k10``: the same at k = 10 (n = 1M), against Snorkel only.
 3. ``iteration``: time of one EM iteration (1 and 2 threads) vs one read pass over the votes
    (the design's int32 indices and float64 values, ``read_pass_s``) and vs the two sparse

@@ -102,6 +102,9 @@ def main(argv=None) -> list[dict]:
                     help="a side whose first run takes longer is not repeated")
     ap.add_argument("--quick", action="store_true", help="smoke run: n = 2000, one repeat")
     ap.add_argument("--out-dir", type=Path, default=None)
+    ap.add_argument("--keep-other-rows", action="store_true",
+                    help="keep the saved rows (size, k, peer) not run now, each with the date "
+                    "it was measured (a rerun of some methods then updates the one table)")
     args = ap.parse_args(argv)
 
     try:  # the peers' torch (Snorkel) on one thread too
@@ -202,16 +205,20 @@ def main(argv=None) -> list[dict]:
                 )
                 rows.append({**row, "s_ours": s_ours, "s_peer": s_peer, "ratio": ratio, **acc,
                              "agree": agree, "runs_ours": t_ours, "runs_peer": t_peer,
-                             "repeats": reps, "note": note})
+                             "repeats": reps, "note": note, "measured": _today()})
                 print(f"done n={n} k={k} {p}", file=sys.stderr)
 
+    name = "zoo_speed" + ("_quick" if args.quick else "")
+    out_dir = args.out_dir or Path(__file__).resolve().parent / "results"
+    if args.keep_other_rows:
+        rows = _merge_saved(out_dir / f"{name}.json", rows)
     print_table([{c: r.get(c) for c in TABLE_COLUMNS} for r in rows], floatfmt=".3g")
     if _peers.SHIMS:
         print("shims applied:", ", ".join(_peers.SHIMS))
     save_results(
-        "zoo_speed" + ("_quick" if args.quick else ""),
+        name,
         rows,
-        out_dir=args.out_dir,
+        out_dir=out_dir,
         packages=("numpy", "scipy", "sklearn", "pandas", "torch", "crowdkit", "snorkel",
                   "flyingsquid", "peerannot", "pgmpy"),
         extra={"notes": notes, "shims": dict(_peers.SHIMS), "peer_versions":
@@ -220,6 +227,27 @@ def main(argv=None) -> list[dict]:
                "max_repeat_s": args.max_repeat_s, "classes": args.classes, "threads": 1}},
     )
     return rows
+
+
+def _today() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _merge_saved(path: Path, rows: list[dict]) -> list[dict]:
+    """The saved rows with those measured now put in their place (same size, k and peer);
+    new ones appended. A saved row without a ``measured`` date gets its file's date."""
+    import json
+
+    if not path.exists():
+        return rows
+    saved = json.loads(path.read_text())
+    date = saved.get("environment", {}).get("date", "")
+    fresh = {(r["n"], r["k"], r["peer"]): r for r in rows}
+    out = []
+    for r in saved["rows"]:
+        key = (r["n"], r["k"], r["peer"])
+        out.append(fresh.pop(key) if key in fresh else {**r, "measured": r.get("measured", date)})
+    return out + list(fresh.values())
 
 
 if __name__ == "__main__":

@@ -214,3 +214,26 @@ def test_one_item_spanning_several_runs(monkeypatch):
         many = em.one_hot(_lm(item, source, label, 5, 4, 2), n_jobs=n_jobs)
         np.testing.assert_array_equal(many.indptr, one.indptr)
         assert (many != one).nnz == 0
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork (POSIX)")
+def test_background_checks_work_in_a_forked_child(monkeypatch):
+    """A child forked after a background check inherits the pool but not its thread: the
+    child's fit must start its own (a hang here would time the test out)."""
+    import multiprocessing as mp
+
+    monkeypatch.setattr(est_mod, "_BACKGROUND_CHECK_VOTES", 1)
+    with pytest.warns(DependentSourcesWarning):
+        DawidSkene(n_jobs=2).fit(_copied())  # the parent's pool thread now exists
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:
+        found = pool.apply_async(_fit_and_count_warnings).get(timeout=60)
+    assert found >= 1
+
+
+def _fit_and_count_warnings() -> int:
+    est_mod._BACKGROUND_CHECK_VOTES = 1
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter("always")
+        DawidSkene(n_jobs=2).fit(_copied())
+    return sum(issubclass(w.category, DependentSourcesWarning) for w in ws)

@@ -56,6 +56,16 @@ def test_speed_benchmark_quick(tmp_path, capsys):
     saved = json.loads((tmp_path / "zoo_speed_quick.json").read_text())
     assert saved["rows"] and "versions" in saved["environment"]
     assert saved["settings"]["sizes"] == [2000]
+    # a rerun of one method keeps the other rows, each with the date it was measured
+    again = bench.main(["--quick", "--methods", "majority", "--classes", "2",
+                        "--out-dir", str(tmp_path), "--keep-other-rows"])
+    keys = [(r["n"], r["k"], r["peer"]) for r in saved["rows"]]
+    assert [(r["n"], r["k"], r["peer"]) for r in again] == keys  # same rows, same order
+    new = [r for r in again if r["method"] == "majority" and r["k"] == 2]
+    old = [r for r in again if not (r["method"] == "majority" and r["k"] == 2)]
+    assert new and old and all(r["measured"] for r in again)
+    assert all(r["runs_ours"] != s["runs_ours"] for r, s in zip(new, [
+        x for x in saved["rows"] if x["method"] == "majority" and x["k"] == 2], strict=True))
 
 
 @pytest.mark.realdata

@@ -101,17 +101,21 @@ _PANDAS_METHODS = {
 # that input's conversion (noted by _validate_fit / _validate_predict, so not recomputed)
 _PANDAS_CALL = threading.local()
 
-_CHECK_POOL: Any = None  # one thread for background source checks, started when first asked
+# one thread for background source checks, started when first asked (and again in a forked
+# child, which inherits the pool but not its thread)
+_CHECK_POOL: Any = None
+_CHECK_POOL_PID = -1
 _CHECK_POOL_LOCK = threading.Lock()
 
 
 def _check_pool() -> Any:
-    global _CHECK_POOL
+    global _CHECK_POOL, _CHECK_POOL_PID
     with _CHECK_POOL_LOCK:
-        if _CHECK_POOL is None:
+        if _CHECK_POOL is None or _CHECK_POOL_PID != os.getpid():
             from concurrent.futures import ThreadPoolExecutor
 
             _CHECK_POOL = ThreadPoolExecutor(1, thread_name_prefix="wsagg-source-checks")
+            _CHECK_POOL_PID = os.getpid()
         return _CHECK_POOL
 
 
