@@ -19,8 +19,10 @@ Parts (all on the synthetic Dawid-Skene generator, k = 2, m = 20, coverage 0.5 u
    both, and the source checks on a thread of their own beside the fit.
 2. ``peers_k10``: the same at k = 10 (n = 1M), against Snorkel only.
 3. ``iteration``: time of one EM iteration (1 and 2 threads) vs one read pass over the votes
-   (the design's int32 indices and float64 values, ``read_pass_s``) and vs the two sparse
-   products alone.
+   (the design's int32 indices and float64 values, ``read_pass_s``; split over two threads,
+   ``read_pass_2threads_s``) and vs the two sparse products alone;
+   ``machine_2thread_scaling`` is the speed-up a second thread gives GIL-free numpy work on
+   this machine (the ceiling for ``n_jobs=2``).
 4. ``scaling``: time per iteration and per fit from 1e5 to 1e7 votes; log-log slope.
 5. ``huge``: n = 1e7 items (about 1e8 votes; ``--n-huge`` for other sizes): the votes are
    generated and saved by this process, then loaded and fitted in a child process, whose
@@ -45,6 +47,7 @@ for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_v] = "1"
 
 import argparse  # noqa: E402
+import itertools  # noqa: E402
 import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -181,6 +184,54 @@ def _read_pass(X, repeats=7):
     return float(np.median(out))
 
 
+def _read_pass_threads(X, n_threads=2, repeats=7):
+    """Median time of the same read pass split in ``n_threads`` contiguous halves, one per
+    thread (numpy's reductions release the GIL): the floor for an iteration on that many
+    threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cuts = np.linspace(0, X.nnz, n_threads + 1).astype(int)
+    parts = [(X.data[a:b], X.indices[a:b]) for a, b in itertools.pairwise(cuts.tolist())]
+
+    def read(part):
+        np.add.reduce(part[0])
+        np.bitwise_or.reduce(part[1])
+
+    out = []
+    with ThreadPoolExecutor(n_threads) as pool:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            list(pool.map(read, parts))
+            out.append(time.perf_counter() - t0)
+    return float(np.median(out))
+
+
+def _thread_scaling(n_threads=2, repeats=5):
+    """The machine's own speed-up from a second thread on GIL-free numpy work (``np.exp``
+    into preallocated cache-sized buffers, 1 vs ``n_threads`` threads): the most that
+    ``n_jobs`` can gain here."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    xs = [np.random.default_rng(i).random(1 << 17) for i in range(n_threads)]
+    outs = [np.empty_like(x) for x in xs]
+
+    def work(i):
+        for _ in range(400):
+            np.exp(xs[i], out=outs[i])
+
+    serial, parallel = [], []
+    with ThreadPoolExecutor(n_threads) as pool:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for i in range(n_threads):
+                work(i)
+            serial.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            list(pool.map(work, range(n_threads)))
+            parallel.append(time.perf_counter() - t0)
+    return float(np.median(serial) / np.median(parallel))
+
+
 def _time_iteration(L, repeats=5, n_jobs=1):
     """Median time of one EM iteration (M-step + E-step with its statistics, exactly the
     estimator's loop body) and of the two sparse products ``X @ w`` and ``X.T @ q`` alone
@@ -222,6 +273,7 @@ def part_iteration(n, rows):
     load0 = _load()
     t_iter, t_prod, t_read, X = _time_iteration(d.L, repeats=7)
     t_iter2, _, _, _ = _time_iteration(d.L, repeats=7, n_jobs=2)
+    t_read2 = _read_pass_threads(X)
     nbytes = X.data.nbytes + X.indices.nbytes
     rows.append(
         {
@@ -235,6 +287,9 @@ def part_iteration(n, rows):
             "read_gb_per_s": nbytes / t_read / 1e9,
             "ratio_iter_over_read_pass": t_iter / t_read,
             "ratio_iter_2threads_over_read_pass": t_iter2 / t_read,
+            "read_pass_2threads_s": t_read2,
+            "ratio_iter_2threads_over_read_pass_2threads": t_iter2 / t_read2,
+            "machine_2thread_scaling": _thread_scaling(),
             "two_products_s": t_prod,
             "ratio_iter_over_products": t_iter / t_prod,
             "speedup_2threads": t_iter / t_iter2,

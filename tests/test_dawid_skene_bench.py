@@ -22,6 +22,7 @@ def test_speed_benchmark_smoke(tmp_path):
             "huge"} <= parts
     it = next(r for r in rows if r["part"] == "iteration")
     assert it["read_pass_s"] > 0 and it["ratio_iter_over_read_pass"] > 0
+    assert it["read_pass_2threads_s"] > 0 and it["machine_2thread_scaling"] > 0
     huge = [r for r in rows if r["part"] == "huge"]
     assert {r.get("dtype") for r in huge} == {"float64", "float32"}, huge
     assert all(r["peak_rss_fit_gib"] > 0 and r["fit_traced_peak_gib"] > 0 for r in huge)
