@@ -481,6 +481,9 @@ def plot(scaling, out_dir):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        print("note: matplotlib is not installed, so the scaling plot was not redrawn "
+              "(pip install matplotlib, or: python -c 'from benchmarks.bench_dawid_skene_speed "
+              "import replot; replot()')", file=sys.stderr)
         return
     fig, ax = plt.subplots(figsize=(5, 3.5))
     v = [r["votes"] for r in scaling]
@@ -491,6 +494,15 @@ def plot(scaling, out_dir):
     ax.legend()
     ax.set_title("wsagg DawidSkene, k=2, m=20, 1 thread")
     save_figure(fig, Path(out_dir) / "dawid_skene_speed_scaling.png")
+
+
+def replot(out_dir: Path | None = None) -> None:
+    """Redraw the scaling plot from the saved results (``dawid_skene_speed.json``)."""
+    import json
+
+    out_dir = out_dir or Path(__file__).resolve().parent / "results"
+    rows = json.loads((out_dir / "dawid_skene_speed.json").read_text())["rows"]
+    plot([r for r in rows if r["part"] == "scaling"], out_dir)
 
 
 def main(argv=None):
