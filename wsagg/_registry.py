@@ -107,7 +107,8 @@ _SPECS = [
     ),
     AggregatorSpec(
         "glad", "wsagg.aggregation.glad:GLAD",
-        "worker ability x item difficulty, EM with L-BFGS-B M-step (Whitehill et al. 2009)",
+        "worker ability x item difficulty, EM with a Newton / Fisher-scoring M-step "
+        "(Whitehill et al. 2009)",
     ),
     AggregatorSpec(
         "mace", "wsagg.aggregation.mace:MACE",
