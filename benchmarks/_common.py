@@ -107,3 +107,26 @@ def save_figure(fig: Any, path: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     write_atomic(path, buf.getvalue(), overwrite=True)
+
+
+def merge_saved_rows(path: Path, rows: list[dict[str, Any]], key: Sequence[str]
+                     ) -> list[dict[str, Any]]:
+    """The rows saved in ``path`` with those measured now put in their place (the same
+    values of the ``key`` fields), new ones appended; every row keeps the date it was
+    measured (``measured``; a saved row without one gets its file's date). For benchmarks
+    rerun on some of their methods (``--keep-other-rows``)."""
+    import json
+    import time
+
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    rows = [{**r, "measured": r.get("measured", now)} for r in rows]
+    if not path.exists():
+        return rows
+    saved = json.loads(path.read_text())
+    date = saved.get("environment", {}).get("date", "")
+    fresh = {tuple(r.get(c) for c in key): r for r in rows}
+    out = []
+    for r in saved["rows"]:
+        k = tuple(r.get(c) for c in key)
+        out.append(fresh.pop(k) if k in fresh else {**r, "measured": r.get("measured", date)})
+    return out + list(fresh.values())

@@ -40,7 +40,12 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import _peers  # noqa: E402
-from benchmarks._common import DEFAULT_DATA_HOME, print_table, save_results  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    DEFAULT_DATA_HOME,
+    merge_saved_rows,
+    print_table,
+    save_results,
+)
 
 #: the two tiny sets of the smoke run (k = 2 and k = 3)
 QUICK_DATASETS = ["welinder_bluebirds", "snow2008_wsd"]
@@ -140,6 +145,9 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--datasets", nargs="*", default=None)
     ap.add_argument("--quick", action="store_true", help=f"smoke run on {QUICK_DATASETS}")
     ap.add_argument("--out-dir", type=Path, default=None)
+    ap.add_argument("--keep-other-rows", action="store_true",
+                    help="keep the saved rows (dataset, peer) not run now, each with the date "
+                    "it was measured; the summary is of all of them")
     args = ap.parse_args(argv)
 
     from wsagg.datasets import list_shared
@@ -205,6 +213,10 @@ def main(argv=None) -> list[dict]:
                          "s_ours": t_ours, "s_peer": t_peer, "note": note})
         print(f"done {ds}", file=sys.stderr)
 
+    name = "zoo_agreement" + ("_quick" if args.quick else "")
+    out_dir = args.out_dir or Path(__file__).resolve().parent / "results"
+    if args.keep_other_rows:
+        rows = merge_saved_rows(out_dir / f"{name}.json", rows, ("dataset", "peer"))
     print_table([{c: r.get(c) for c in TABLE_COLUMNS} for r in rows], floatfmt=".3g")
     summary = summarize(rows)
     if summary:
@@ -215,9 +227,9 @@ def main(argv=None) -> list[dict]:
     if _peers.SHIMS:
         print("shims applied:", ", ".join(_peers.SHIMS))
     save_results(
-        "zoo_agreement" + ("_quick" if args.quick else ""),
+        name,
         rows,
-        out_dir=args.out_dir,
+        out_dir=out_dir,
         packages=("numpy", "scipy", "sklearn", "pandas", "torch", "crowdkit", "snorkel",
                   "flyingsquid", "peerannot", "pgmpy"),
         extra={"summary": summary, "skipped": skipped, "notes": notes,

@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import _peers  # noqa: E402
-from benchmarks._common import print_table, save_results  # noqa: E402
+from benchmarks._common import merge_saved_rows, print_table, save_results  # noqa: E402
 
 #: wsagg models that are binary (not timed at k > 2)
 BINARY_MODELS = {"kos", "mmsr", "triplet"}
@@ -205,13 +205,13 @@ def main(argv=None) -> list[dict]:
                 )
                 rows.append({**row, "s_ours": s_ours, "s_peer": s_peer, "ratio": ratio, **acc,
                              "agree": agree, "runs_ours": t_ours, "runs_peer": t_peer,
-                             "repeats": reps, "note": note, "measured": _today()})
+                             "repeats": reps, "note": note})
                 print(f"done n={n} k={k} {p}", file=sys.stderr)
 
     name = "zoo_speed" + ("_quick" if args.quick else "")
     out_dir = args.out_dir or Path(__file__).resolve().parent / "results"
     if args.keep_other_rows:
-        rows = _merge_saved(out_dir / f"{name}.json", rows)
+        rows = merge_saved_rows(out_dir / f"{name}.json", rows, ("n", "k", "peer"))
     print_table([{c: r.get(c) for c in TABLE_COLUMNS} for r in rows], floatfmt=".3g")
     if _peers.SHIMS:
         print("shims applied:", ", ".join(_peers.SHIMS))
@@ -227,27 +227,6 @@ def main(argv=None) -> list[dict]:
                "max_repeat_s": args.max_repeat_s, "classes": args.classes, "threads": 1}},
     )
     return rows
-
-
-def _today() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def _merge_saved(path: Path, rows: list[dict]) -> list[dict]:
-    """The saved rows with those measured now put in their place (same size, k and peer);
-    new ones appended. A saved row without a ``measured`` date gets its file's date."""
-    import json
-
-    if not path.exists():
-        return rows
-    saved = json.loads(path.read_text())
-    date = saved.get("environment", {}).get("date", "")
-    fresh = {(r["n"], r["k"], r["peer"]): r for r in rows}
-    out = []
-    for r in saved["rows"]:
-        key = (r["n"], r["k"], r["peer"])
-        out.append(fresh.pop(key) if key in fresh else {**r, "measured": r.get("measured", date)})
-    return out + list(fresh.values())
 
 
 if __name__ == "__main__":

@@ -89,3 +89,19 @@ def test_agreement_benchmark_quick(tmp_path, data_home, capsys):
     saved = json.loads((tmp_path / "zoo_agreement_quick.json").read_text())
     assert saved["rows"] and "versions" in saved["environment"]
     assert "peer_versions" in saved
+
+
+def test_merge_saved_rows_replaces_in_place_and_dates_every_row(tmp_path):
+    from benchmarks._common import merge_saved_rows
+
+    path = tmp_path / "r.json"
+    assert merge_saved_rows(path, [{"a": 1, "v": 0}], ("a",))[0]["measured"]  # no file yet
+    saved = {"environment": {"date": "2026-01-01"},
+             "rows": [{"a": 1, "b": "x", "v": 1}, {"a": 2, "b": "x", "v": 2},
+                      {"a": 3, "b": "x", "v": 3, "measured": "2025-05-05"}]}
+    path.write_text(json.dumps(saved))
+    out = merge_saved_rows(path, [{"a": 2, "b": "x", "v": 20}, {"a": 4, "b": "x", "v": 4}],
+                           ("a", "b"))
+    assert [(r["a"], r["v"]) for r in out] == [(1, 1), (2, 20), (3, 3), (4, 4)]
+    assert out[0]["measured"] == "2026-01-01" and out[2]["measured"] == "2025-05-05"
+    assert out[1]["measured"] != "2026-01-01" and out[3]["measured"]
