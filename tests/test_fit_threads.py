@@ -30,7 +30,7 @@ def _dense(n=3000, m=9, k=3, seed=0):
 @pytest.mark.parametrize("n_jobs", [2, 3])
 def test_threaded_dense_conversion_is_the_same(monkeypatch, n_jobs):
     monkeypatch.setattr(labels_mod, "_DENSE_BLOCK", 64)  # ~7 rows per block
-    monkeypatch.setattr(labels_mod, "_THREADED_CELLS", 1)
+    monkeypatch.setattr(labels_mod, "DENSE_THREADED_CELLS", 1)
     L = _dense()
     one = as_label_matrix(L)
     many = as_label_matrix(L, n_jobs=n_jobs)
@@ -43,7 +43,7 @@ def test_threaded_dense_conversion_is_the_same(monkeypatch, n_jobs):
 
 def test_threaded_dense_conversion_refuses_bad_values(monkeypatch):
     monkeypatch.setattr(labels_mod, "_DENSE_BLOCK", 64)
-    monkeypatch.setattr(labels_mod, "_THREADED_CELLS", 1)
+    monkeypatch.setattr(labels_mod, "DENSE_THREADED_CELLS", 1)
     L = _dense()
     L[-1, 0] = -2  # in the last block, converted by the last thread
     with pytest.raises(ValueError, match="contains -2; the only negative value allowed is -1"):
@@ -98,19 +98,18 @@ def test_seam_between_runs_that_breaks_the_order_is_seen(monkeypatch):
     assert np.all(np.diff(V.indices[V.indptr[1] : V.indptr[2]]) > 0)  # sorted after all
 
 
-def test_threaded_column_sums(monkeypatch):
+def test_vote_counts_are_the_design_column_sums(monkeypatch):
+    """The fit takes the design's column sums from LabelMatrix.vote_counts (shared with the
+    source checks) instead of a pass over the design."""
     monkeypatch.setattr(em, "_CHUNK", 50)
     lm = as_label_matrix(_dense())
-    V = em.one_hot(lm)
-    np.testing.assert_array_equal(em.column_sums(V, n_jobs=2), em.column_sums(V))
-    np.testing.assert_array_equal(em.column_sums(V, n_jobs=2),
-                                  em.vote_counts(lm).ravel().astype(float))
+    V = em.one_hot(lm, n_jobs=2)
+    np.testing.assert_array_equal(em.column_sums(V), lm.vote_counts().ravel().astype(float))
 
 
 def test_threaded_fit_equals_one_thread(monkeypatch):
     monkeypatch.setattr(labels_mod, "_DENSE_BLOCK", 64)
-    monkeypatch.setattr(labels_mod, "_THREADED_CELLS", 1)
-    monkeypatch.setattr(est_mod, "_THREADED_CELLS", 1)
+    monkeypatch.setattr(labels_mod, "DENSE_THREADED_CELLS", 1)
     monkeypatch.setattr(est_mod, "_BACKGROUND_CHECK_VOTES", 1)
     monkeypatch.setattr(em, "_CHUNK", 333)
     L = _dense(n=4000)

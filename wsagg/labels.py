@@ -58,6 +58,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 __all__ = [
+    "DENSE_THREADED_CELLS",
     "LabelMatrix",
     "as_label_matrix",
     "bincount_chunked",
@@ -495,8 +496,8 @@ def as_label_matrix(
         Known labels: when ``n_classes`` is not given, a known class that no source votes
         for is refused (pass ``n_classes``) instead of silently adding a class.
     n_jobs : int, default=1
-        Threads for converting a large dense matrix (at least ``2**22`` cells); the result
-        does not depend on it.
+        Threads for converting a large dense matrix (at least ``DENSE_THREADED_CELLS``,
+        ``2**22``, cells); the result does not depend on it.
     """
     if duplicates not in _DUPLICATE_POLICIES:
         raise ValueError(
@@ -844,7 +845,7 @@ def _dense_votes(vals: np.ndarray, n_jobs: int = 1
     n, m = vals.shape
     rows = max(1, _DENSE_BLOCK // m)
     starts = list(range(0, n, rows))
-    runs = split_runs(len(starts), n_jobs if n * m >= _THREADED_CELLS else 1)
+    runs = split_runs(len(starts), n_jobs if n * m >= DENSE_THREADED_CELLS else 1)
 
     def check(run: range) -> list[tuple[int, int, int]]:
         out = []
@@ -884,7 +885,8 @@ def _dense_votes(vals: np.ndarray, n_jobs: int = 1
     return item, source, label
 
 
-_THREADED_CELLS = 1 << 22  # cells of a dense matrix from which its conversion may use threads
+#: cells of a dense matrix from which :func:`as_label_matrix` converts it on ``n_jobs`` threads
+DENSE_THREADED_CELLS = 1 << 22
 
 
 def split_runs(n_blocks: int, n_jobs: int) -> list[range]:

@@ -186,22 +186,15 @@ def one_hot(lm: LabelMatrix, dtype: Any = np.float64, n_jobs: int = 1) -> sp.csr
     return V
 
 
-def column_sums(X: sp.csr_matrix, n_jobs: int = 1) -> np.ndarray:
+def column_sums(X: sp.csr_matrix) -> np.ndarray:
     """Column sums of ``X`` (float64): one pass over its indices and values, as the product
     ``X.T @ 1`` (scipy's kernel is about 4x faster than a weighted ``np.bincount``; the sums
-    of whole vote counts are exact either way), by ``n_jobs`` row ranges on threads."""
+    of whole vote counts are exact either way)."""
     if X.nnz == 0:
         return np.zeros(X.shape[1])
     if X.dtype != np.float64:  # (a float32 running sum is exact only up to 2^24 votes)
         return bincount_chunked(X.indices, X.data, X.shape[1])
-    n = X.shape[0]
-    runs = split_runs(n, n_jobs if X.nnz >= _CHUNK else 1)
-
-    def part(rows: range) -> np.ndarray:
-        blk = row_view(X, rows.start, rows.stop)
-        return np.asarray(blk.T @ np.ones(blk.shape[0]))
-
-    return np.sum(map_runs(part, runs), axis=0)
+    return np.asarray(X.T @ np.ones(X.shape[0]))
 
 
 def column_counts(V: sp.csr_matrix, m: int, k: int, sums: np.ndarray | None = None

@@ -73,6 +73,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from wsagg import labels
 from wsagg._logging import get_logger, verbose_log
 from wsagg._validation import warn
 from wsagg.aggregation.dawid_skene.backends import make_backend
@@ -529,7 +530,8 @@ class DawidSkene(BaseAggregator):
     def _fit_threads(self, L: Any) -> int:
         """``n_jobs`` threads convert a large dense matrix (see
         :func:`wsagg.labels.as_label_matrix`)."""
-        if self.device != "numpy" or int(getattr(L, "size", 0) or 0) < _THREADED_CELLS:
+        small = int(getattr(L, "size", 0) or 0) < labels.DENSE_THREADED_CELLS
+        if self.device != "numpy" or small:  # (no threadpoolctl inspection for small input)
             return 1
         return effective_n_jobs(self.n_jobs)
 
@@ -912,7 +914,6 @@ _SHARE_BLOCK = 1 << 16  # rows per block of _covered_argmax_counts
 # votes from which the source checks run beside the fit (below, their ~10-100 ms fixed cost
 # is not worth a thread hand-off)
 _BACKGROUND_CHECK_VOTES = 1 << 20
-_THREADED_CELLS = 1 << 22  # (wsagg.labels converts a dense matrix on threads from this size)
 
 
 def _covered_argmax_counts(proba: np.ndarray, indptr: np.ndarray) -> tuple[np.ndarray, int]:
