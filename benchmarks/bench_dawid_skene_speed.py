@@ -57,7 +57,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._common import print_table, save_figure, save_results  # noqa: E402
+from benchmarks._common import RESULTS_DIR, print_table, save_figure, save_results  # noqa: E402
 from wsagg import DawidSkene  # noqa: E402
 from wsagg._source_checks import check_sources  # noqa: E402
 from wsagg.aggregation.dawid_skene.backends.numpy import NumpyBackend  # noqa: E402
@@ -500,7 +500,7 @@ def replot(out_dir: Path | None = None) -> None:
     """Redraw the scaling plot from the saved results (``dawid_skene_speed.json``)."""
     import json
 
-    out_dir = out_dir or Path(__file__).resolve().parent / "results"
+    out_dir = out_dir or RESULTS_DIR
     rows = json.loads((out_dir / "dawid_skene_speed.json").read_text())["rows"]
     plot([r for r in rows if r["part"] == "scaling"], out_dir)
 

@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import _peers  # noqa: E402
 from benchmarks._common import (  # noqa: E402
     DEFAULT_DATA_HOME,
+    RESULTS_DIR,
     merge_saved_rows,
     print_table,
     save_results,
@@ -214,7 +215,7 @@ def main(argv=None) -> list[dict]:
         print(f"done {ds}", file=sys.stderr)
 
     name = "zoo_agreement" + ("_quick" if args.quick else "")
-    out_dir = args.out_dir or Path(__file__).resolve().parent / "results"
+    out_dir = args.out_dir or RESULTS_DIR
     if args.keep_other_rows:
         rows = merge_saved_rows(out_dir / f"{name}.json", rows, ("dataset", "peer"))
     print_table([{c: r.get(c) for c in TABLE_COLUMNS} for r in rows], floatfmt=".3g")

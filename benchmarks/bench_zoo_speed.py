@@ -38,7 +38,12 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import _peers  # noqa: E402
-from benchmarks._common import merge_saved_rows, print_table, save_results  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    RESULTS_DIR,
+    merge_saved_rows,
+    print_table,
+    save_results,
+)
 
 #: wsagg models that are binary (not timed at k > 2)
 BINARY_MODELS = {"kos", "mmsr", "triplet"}
@@ -209,7 +214,7 @@ def main(argv=None) -> list[dict]:
                 print(f"done n={n} k={k} {p}", file=sys.stderr)
 
     name = "zoo_speed" + ("_quick" if args.quick else "")
-    out_dir = args.out_dir or Path(__file__).resolve().parent / "results"
+    out_dir = args.out_dir or RESULTS_DIR
     if args.keep_other_rows:
         rows = merge_saved_rows(out_dir / f"{name}.json", rows, ("n", "k", "peer"))
     print_table([{c: r.get(c) for c in TABLE_COLUMNS} for r in rows], floatfmt=".3g")
